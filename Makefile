@@ -1,0 +1,59 @@
+# The two commands that matter: `make run` and `make test`. Everything installs itself on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-sqlite test-postgres lint format typecheck migration migrations-check lock ci clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+
+$(BIN)/.runtime: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(BIN)/.dev: $(BIN)/.runtime requirements-dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	@touch $@
+
+run: $(BIN)/.runtime ## serve the API on http://$${HOST:-127.0.0.1}:$${PORT:-8000} (SQLite in ./data unless DATABASE_URL is set)
+	$(BIN)/annotation-platform db upgrade
+	$(BIN)/annotation-platform serve
+
+test: $(BIN)/.dev ## the whole suite, on SQLite and (when reachable) PostgreSQL
+	$(BIN)/pytest
+
+test-sqlite: $(BIN)/.dev ## the suite on SQLite only
+	$(BIN)/pytest -m "not postgres_only" --backend sqlite
+
+test-postgres: $(BIN)/.dev ## the suite on PostgreSQL only
+	$(BIN)/pytest -m "not sqlite_only" --backend postgresql
+
+lint: $(BIN)/.dev ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(BIN)/.dev ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migration: $(BIN)/.dev ## new migration from the models: make migration m="what it does"
+	$(BIN)/alembic revision --autogenerate -m "$(m)"
+
+migrations-check: $(BIN)/.dev ## one head, up/down/up round trip, models match migrations
+	$(BIN)/pytest tests/migrations -q
+
+lock: ## re-pin requirements*.lock from pyproject.toml
+	$(PYTHON) -m venv /tmp/annotation-platform-lock && /tmp/annotation-platform-lock/bin/pip install --quiet pip-tools
+	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
+
+ci: lint test ## what CI runs
+
+clean: ## remove the virtualenv and caches (keeps ./data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""annotation-platform: a multi-user annotation backend."""
+
+__version__ = "0.1.0"

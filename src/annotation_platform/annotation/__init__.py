@@ -1,0 +1,1 @@
+"""Annotations: one label on one item by one user, versioned for optimistic concurrency."""

@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+
+from annotation_platform.annotation.dependencies import AnnotationReader
+from annotation_platform.annotation.schemas import (
+    AnnotationBulkCreate,
+    AnnotationBulkRead,
+    AnnotationCreate,
+    AnnotationRead,
+    AnnotationUpdate,
+)
+from annotation_platform.annotation.service import (
+    ConcurrentChange,
+    OffsetsOutOfRange,
+    annotation_service,
+    etag_of,
+)
+from annotation_platform.auth.dependencies import CurrentUser
+from annotation_platform.config import SettingsDep
+from annotation_platform.container.dependencies import ContainerAnnotator, ContainerReader
+from annotation_platform.core.db import SessionDep
+from annotation_platform.core.errors import (
+    Forbidden,
+    InvalidCursor,
+    MalformedJson,
+    NotAuthenticated,
+    NotFound,
+    PreconditionFailed,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_responses,
+)
+from annotation_platform.core.ids import parse_uuid
+from annotation_platform.core.pagination import Page, PageParamsDep, page_response
+from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.schemas import TypeSlug
+from annotation_platform.item.dependencies import ItemAnnotator, ItemReader
+from annotation_platform.item.service import BulkRowsInvalid
+
+router = APIRouter(tags=["annotations"], route_class=ApiRoute)
+
+_BODY_ERRORS = (ValidationFailed, OffsetsOutOfRange, MalformedJson, UnsupportedMediaType)
+_LIST_ERRORS = (NotAuthenticated, NotFound, InvalidCursor, ValidationFailed)
+
+TypeFilter = Annotated[TypeSlug | None, Query(description="Only annotations of this type.")]
+AuthorFilter = Annotated[str | None, Query(max_length=64, description="Only annotations by this user id.")]
+IfMatch = Annotated[str | None, Header(max_length=256, description="The ETag you last read; 412 if it changed.")]
+_ETAG_HEADER = {"ETag": {"description": "The annotation's version, for `If-Match`.", "schema": {"type": "string"}}}
+
+
+def _author(created_by: str | None) -> tuple[bool, uuid.UUID | None]:
+    """(matches_nothing, user_id): an author filter that is not an id cannot match any annotation."""
+    if created_by is None:
+        return False, None
+    user_id = parse_uuid(created_by)
+    return user_id is None, user_id
+
+
+async def _page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageParamsDep,
+    *,
+    type_: str | None,
+    created_by: str | None,
+    item_id: uuid.UUID | None = None,
+    container_id: uuid.UUID | None = None,
+) -> Response:
+    matches_nothing, author = _author(created_by)
+    if matches_nothing:
+        return page_response(request, [], None, 0 if page.include_total else None)
+    annotations, cursor, total = await annotation_service.page(
+        session,
+        page,
+        type_=type_,
+        created_by=author,
+        item_id=item_id,
+        container_id=container_id,
+    )
+    return page_response(request, annotations, cursor, total, settings.public_base_url)
+
+
+@router.get(
+    "/items/{item_id}/annotations",
+    operation_id="listItemAnnotations",
+    response_model=Page[AnnotationRead],
+    responses=problem_responses(*_LIST_ERRORS),
+)
+async def list_item_annotations(
+    request: Request,
+    access: ItemReader,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageParamsDep,
+    type: TypeFilter = None,
+    created_by: AuthorFilter = None,
+) -> Response:
+    """The item's annotations, oldest first."""
+    return await _page(request, session, settings, page, type_=type, created_by=created_by, item_id=access.item.id)
+
+
+@router.post(
+    "/items/{item_id}/annotations",
+    operation_id="createAnnotation",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AnnotationRead,
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, *_BODY_ERRORS),
+)
+async def create_annotation(
+    body: AnnotationCreate, access: ItemAnnotator, user: CurrentUser, session: SessionDep, response: Response
+) -> AnnotationRead:
+    """Annotate an item as the caller (annotators and above)."""
+    annotation = await annotation_service.create(session, access=access, user=user, data=body)
+    response.headers["Location"] = f"/api/v1/annotations/{annotation.id}"
+    response.headers["ETag"] = etag_of(annotation)
+    return annotation
+
+
+@router.get(
+    "/containers/{container_id}/annotations",
+    operation_id="listContainerAnnotations",
+    response_model=Page[AnnotationRead],
+    responses=problem_responses(*_LIST_ERRORS),
+)
+async def list_container_annotations(
+    request: Request,
+    access: ContainerReader,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageParamsDep,
+    type: TypeFilter = None,
+    created_by: AuthorFilter = None,
+) -> Response:
+    """Every annotation in the container, oldest first, optionally of one type or by one author."""
+    return await _page(
+        request, session, settings, page, type_=type, created_by=created_by, container_id=access.container.id
+    )
+
+
+@router.post(
+    "/containers/{container_id}/annotations/bulk",
+    operation_id="bulkCreateAnnotations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AnnotationBulkRead,
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, BulkRowsInvalid, *_BODY_ERRORS),
+)
+async def bulk_create_annotations(
+    body: AnnotationBulkCreate,
+    access: ContainerAnnotator,
+    user: CurrentUser,
+    session: SessionDep,
+    response: Response,
+) -> AnnotationBulkRead:
+    """Add up to 10,000 annotations by the caller, naming items by id or external id; all or nothing."""
+    annotations = await annotation_service.bulk_create(session, access=access, user=user, rows=body.items)
+    response.headers["Location"] = f"/api/v1/containers/{access.container.id}/annotations"
+    return AnnotationBulkRead(items=annotations)
+
+
+@router.get(
+    "/annotations/{annotation_id}",
+    operation_id="getAnnotation",
+    response_model=AnnotationRead,
+    responses={200: {"headers": _ETAG_HEADER}, **problem_responses(NotAuthenticated, NotFound)},
+)
+async def get_annotation(access: AnnotationReader, response: Response) -> AnnotationRead:
+    """One annotation; its `ETag` is what `If-Match` expects."""
+    response.headers["ETag"] = etag_of(access.annotation)
+    return AnnotationRead.model_validate(access.annotation)
+
+
+@router.patch(
+    "/annotations/{annotation_id}",
+    operation_id="updateAnnotation",
+    response_model=AnnotationRead,
+    responses={
+        200: {"headers": _ETAG_HEADER},
+        **problem_responses(NotAuthenticated, Forbidden, NotFound, PreconditionFailed, ConcurrentChange, *_BODY_ERRORS),
+    },
+)
+async def update_annotation(
+    body: AnnotationUpdate,
+    access: AnnotationReader,
+    user: CurrentUser,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AnnotationRead:
+    """Change an annotation: your own (annotators), or anyone's (reviewers and above). Bumps `version`."""
+    annotation = await annotation_service.update(session, access=access, user=user, data=body, if_match=if_match)
+    response.headers["ETag"] = etag_of(annotation)
+    return annotation
+
+
+@router.delete(
+    "/annotations/{annotation_id}",
+    operation_id="deleteAnnotation",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, PreconditionFailed, ConcurrentChange),
+)
+async def delete_annotation(
+    access: AnnotationReader, user: CurrentUser, session: SessionDep, if_match: IfMatch = None
+) -> Response:
+    """Delete an annotation under the same rules as changing it."""
+    await annotation_service.delete(session, access=access, user=user, if_match=if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

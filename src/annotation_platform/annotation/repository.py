@@ -1,0 +1,116 @@
+"""SQL for annotations: pages by id (creation order) per item or per container, with filters."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
+from annotation_platform.models import Annotation, Container, Item, Membership, User
+
+
+class AnnotationRepository:
+    keyset = Keyset(columns=(Annotation.id,), kinds=(uuid.UUID,))
+
+    def with_role(self, user: User) -> Select[Any]:
+        membership = (Membership.project_id == Container.project_id) & (Membership.user_id == user.id)
+        return (
+            select(Annotation, Membership.role)
+            .join(Container, Container.id == Annotation.container_id)
+            .outerjoin(Membership, membership)
+        )
+
+    async def get_with_role(
+        self, session: AsyncSession, annotation_id: uuid.UUID, user: User
+    ) -> tuple[Annotation, str | None] | None:
+        row = (await session.execute(self.with_role(user).where(Annotation.id == annotation_id))).first()
+        return (row[0], row[1]) if row else None
+
+    def _filtered(
+        self,
+        *,
+        item_id: uuid.UUID | None,
+        container_id: uuid.UUID | None,
+        type_: str | None,
+        created_by: uuid.UUID | None,
+    ) -> Select[Any]:
+        statement = select(Annotation)
+        if item_id is not None:
+            statement = statement.where(Annotation.item_id == item_id)
+        if container_id is not None:
+            statement = statement.where(Annotation.container_id == container_id)
+        if type_ is not None:
+            statement = statement.where(Annotation.type == type_)
+        if created_by is not None:
+            statement = statement.where(Annotation.created_by == created_by)
+        return statement
+
+    async def page(
+        self,
+        session: AsyncSession,
+        params: PageParams,
+        *,
+        item_id: uuid.UUID | None = None,
+        container_id: uuid.UUID | None = None,
+        type_: str | None = None,
+        created_by: uuid.UUID | None = None,
+    ) -> tuple[list[Annotation], str | None, int | None]:
+        statement = self._filtered(item_id=item_id, container_id=container_id, type_=type_, created_by=created_by)
+        rows, cursor = await fetch_page(session, statement, self.keyset, params, lambda r: (r[0].id,))
+        total = None
+        if params.include_total:
+            counted = select(func.count()).select_from(statement.subquery())
+            total = int((await session.execute(counted)).scalar_one())
+        return [row[0] for row in rows], cursor, total
+
+    async def items_by_ref(
+        self, session: AsyncSession, container_id: uuid.UUID, *, ids: list[uuid.UUID], external_ids: list[str]
+    ) -> tuple[dict[uuid.UUID, int], dict[str, tuple[uuid.UUID, int]]]:
+        """Content lengths of the referenced items of this container, by id and by external id."""
+        by_id: dict[uuid.UUID, int] = {}
+        by_external_id: dict[str, tuple[uuid.UUID, int]] = {}
+        length = func.length(Item.content)
+        for start in range(0, max(len(ids), len(external_ids)), 1000):
+            id_chunk, external_chunk = ids[start : start + 1000], external_ids[start : start + 1000]
+            if id_chunk:
+                statement = select(Item.id, length).where(Item.container_id == container_id, Item.id.in_(id_chunk))
+                by_id.update({row[0]: row[1] for row in await session.execute(statement)})
+            if external_chunk:
+                statement = select(Item.external_id, Item.id, length).where(
+                    Item.container_id == container_id, Item.external_id.in_(external_chunk)
+                )
+                by_external_id.update({row[0]: (row[1], row[2]) for row in await session.execute(statement)})
+        return by_id, by_external_id
+
+    async def content_length(self, session: AsyncSession, item_id: uuid.UUID) -> int:
+        statement = select(func.length(Item.content)).where(Item.id == item_id)
+        return int((await session.execute(statement)).scalar_one())
+
+    async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        await session.execute(insert(Annotation), rows)
+
+    async def update_if_version(
+        self, session: AsyncSession, annotation: Annotation, *, expected_version: int, values: dict[str, Any]
+    ) -> bool:
+        """Writes only if nobody changed the row since it was read; False when someone did."""
+        result = await session.execute(
+            update(Annotation)
+            .where(Annotation.id == annotation.id, Annotation.version == expected_version)
+            .values(**values, version=expected_version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def delete_if_version(self, session: AsyncSession, annotation: Annotation, *, expected_version: int) -> bool:
+        result = await session.execute(
+            delete(Annotation)
+            .where(Annotation.id == annotation.id, Annotation.version == expected_version)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+annotation_repository = AnnotationRepository()

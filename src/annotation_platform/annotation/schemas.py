@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
+
+from annotation_platform.core.schemas import (
+    Id,
+    IdRef,
+    InputModel,
+    JsonObject,
+    PatchModel,
+    ReadModel,
+    TypeSlug,
+)
+from annotation_platform.item.schemas import ExternalId
+
+
+class _Offsets(InputModel):
+    start_offset: int | None = Field(default=None, ge=0, le=2**31 - 1, description="First character (0-based).")
+    end_offset: int | None = Field(default=None, ge=1, le=2**31 - 1, description="One past the last character.")
+
+    @model_validator(mode="after")
+    def _offsets_together(self) -> _Offsets:
+        start, end = self.start_offset, self.end_offset
+        if (start is None) != (end is None):
+            raise ValueError("give both start_offset and end_offset, or neither")
+        if start is not None and end is not None and end <= start:
+            raise ValueError("end_offset must be greater than start_offset")
+        return self
+
+
+class AnnotationCreate(_Offsets):
+    type: TypeSlug = Field(examples=["thread"])
+    data: JsonObject = Field(default_factory=dict, examples=[{"thread_id": "5"}])
+
+
+class AnnotationBulkRow(AnnotationCreate):
+    item_id: IdRef | None = Field(default=None, description="The item, by id …")
+    item_external_id: ExternalId | None = Field(default=None, description="… or by external id.")
+
+    @model_validator(mode="after")
+    def _one_item_reference(self) -> AnnotationBulkRow:
+        if (self.item_id is None) == (self.item_external_id is None):
+            raise ValueError("give exactly one of item_id and item_external_id")
+        return self
+
+
+class AnnotationBulkCreate(InputModel):
+    items: list[AnnotationBulkRow] = Field(
+        min_length=1, max_length=10_000, description="Up to 10,000 annotations, written all or none."
+    )
+
+
+class AnnotationUpdate(PatchModel):
+    """Offsets change together; null for both removes them."""
+
+    nullable_fields: ClassVar[frozenset[str]] = frozenset({"start_offset", "end_offset"})
+
+    type: TypeSlug | None = None
+    data: JsonObject | None = None
+    start_offset: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    end_offset: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _offsets_together(self) -> AnnotationUpdate:
+        given = {"start_offset", "end_offset"} & self.model_fields_set
+        if len(given) == 1:
+            raise ValueError("change start_offset and end_offset together")
+        if given and (self.start_offset is None) != (self.end_offset is None):
+            raise ValueError("give both offsets, or null for both")
+        if self.start_offset is not None and self.end_offset is not None and self.end_offset <= self.start_offset:
+            raise ValueError("end_offset must be greater than start_offset")
+        return self
+
+
+class AnnotationRead(ReadModel):
+    id: Id
+    item_id: Id
+    container_id: Id
+    type: str
+    data: dict[str, Any]
+    start_offset: int | None
+    end_offset: int | None
+    created_by: Id | None = Field(description="The author's user id; null once their account is deleted.")
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class AnnotationBulkRead(ReadModel):
+    items: list[AnnotationRead]

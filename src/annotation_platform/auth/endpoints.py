@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from annotation_platform.auth.dependencies import CurrentPrincipal
+from annotation_platform.auth.schemas import BearerToken, UserRegister
+from annotation_platform.auth.service import InvalidCredentials, auth_service
+from annotation_platform.config import SettingsDep
+from annotation_platform.core.db import SessionDep
+from annotation_platform.core.errors import (
+    MalformedJson,
+    NotAuthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_responses,
+)
+from annotation_platform.core.routing import ApiRoute
+from annotation_platform.user.schemas import UserRead
+from annotation_platform.user.service import EmailTaken, InvalidPassword, UsernameTaken, user_service
+
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=ApiRoute)
+
+
+@router.post(
+    "/register",
+    operation_id="register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=problem_responses(
+        EmailTaken, UsernameTaken, InvalidPassword, ValidationFailed, MalformedJson, UnsupportedMediaType
+    ),
+)
+async def register(body: UserRegister, session: SessionDep, settings: SettingsDep, response: Response) -> UserRead:
+    """Create an account. The password must have at least 10 characters, not contain the email, and not be common."""
+    user = await user_service.register(
+        session, settings, email=body.email, password=body.password, username=body.username
+    )
+    response.headers["Location"] = f"/api/v1/users/{user.id}"
+    return UserRead.model_validate(user)
+
+
+@router.post(
+    "/jwt/login",
+    operation_id="login",
+    response_model=BearerToken,
+    responses=problem_responses(InvalidCredentials, ValidationFailed, UnsupportedMediaType),
+)
+async def login(
+    request: Request,
+    credentials: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> BearerToken:
+    """Exchange email (as form field `username`) and password for a bearer token."""
+    issued = await auth_service.login(
+        session,
+        settings,
+        credentials=credentials,
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+    return BearerToken(access_token=issued.token, expires_in=issued.lifetime_seconds)
+
+
+@router.post(
+    "/jwt/logout",
+    operation_id="logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(NotAuthenticated),
+)
+async def logout(principal: CurrentPrincipal, session: SessionDep) -> Response:
+    """End this login session: the token stops working at once."""
+    await auth_service.logout(session, principal=principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,64 @@
+"""fastapi-users' user manager, bound to our session: it flushes, the request commits."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi_users import BaseUserManager, UUIDIDMixin
+from fastapi_users.exceptions import InvalidPasswordException
+from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from annotation_platform.auth.passwords import password_problems
+from annotation_platform.config import Settings
+from annotation_platform.models import User
+
+
+# fastapi-users' protocol declares plain attributes where the model has `Mapped[...]` ones: same at runtime.
+class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):  # type: ignore[type-var]
+    """The fastapi-users adapter, changed to flush instead of commit and to use the lower-case email index."""
+
+    async def get_by_email(self, email: str) -> User | None:
+        result = await self.session.execute(select(User).where(User.email == email.lower()))
+        return result.scalar_one_or_none()
+
+    async def create(self, create_dict: dict[str, Any]) -> User:
+        user = User(**create_dict)
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    async def update(self, user: User, update_dict: dict[str, Any]) -> User:
+        for key, value in update_dict.items():
+            setattr(user, key, value)
+        await self.session.flush()
+        return user
+
+    async def delete(self, user: User) -> None:
+        await self.session.delete(user)
+        await self.session.flush()
+
+
+class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignore[type-var]
+    def __init__(self, user_db: UserDatabase, settings: Settings) -> None:
+        super().__init__(user_db)
+        self.settings = settings
+        secret = settings.resolved_secret_key()
+        self.reset_password_token_secret = secret
+        self.verification_token_secret = secret
+
+    async def validate_password(self, password: str, user: Any) -> None:
+        problems = password_problems(
+            password,
+            email=getattr(user, "email", ""),
+            username=getattr(user, "username", None),
+            min_length=self.settings.password_min_length,
+        )
+        if problems:
+            raise InvalidPasswordException(reason=" ".join(problems))
+
+
+def user_manager_for(session: AsyncSession, settings: Settings) -> UserManager:
+    return UserManager(UserDatabase(session, User), settings)

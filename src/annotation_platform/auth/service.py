@@ -1,0 +1,97 @@
+"""Logging in and out: opaque bearer tokens backed by a server-side session row."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from annotation_platform.auth.manager import user_manager_for
+from annotation_platform.auth.repository import auth_session_repository
+from annotation_platform.config import Settings
+from annotation_platform.core.errors import BadRequest, NotAuthenticated
+from annotation_platform.core.types import utcnow
+from annotation_platform.models import AuthSession, User
+
+TOKEN_PREFIX = "apt_"  # noqa: S105 - marks our tokens for secret scanners
+
+
+class InvalidCredentials(BadRequest):
+    code = "invalid_credentials"
+    title = "Invalid credentials"
+    description = "The email or password is wrong, or the account is disabled. Check them and retry."
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, and through which login session."""
+
+    user: User
+    session_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    lifetime_seconds: int
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class AuthService:
+    async def login(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        *,
+        credentials: OAuth2PasswordRequestForm,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> IssuedToken:
+        manager = user_manager_for(session, settings)
+        user = await manager.authenticate(credentials)
+        if user is None or not user.is_active:
+            raise InvalidCredentials()
+        now = utcnow()
+        await auth_session_repository.delete_expired(session, user_id=user.id, now=now)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        await auth_session_repository.add(
+            session,
+            AuthSession(
+                user_id=user.id,
+                token_hash=hash_token(token),
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + timedelta(seconds=settings.access_token_lifetime_seconds),
+                ip=ip,
+                user_agent=(user_agent or "")[:512] or None,
+            ),
+        )
+        return IssuedToken(token=token, lifetime_seconds=settings.access_token_lifetime_seconds)
+
+    async def authenticate(self, session: AsyncSession, settings: Settings, *, token: str | None) -> Principal:
+        if not token:
+            raise NotAuthenticated("Send `Authorization: Bearer <token>` from POST /api/v1/auth/jwt/login.")
+        now = utcnow()
+        found = await auth_session_repository.get_live_with_user(session, token_hash=hash_token(token), now=now)
+        if found is None:
+            raise NotAuthenticated("The token is invalid, expired or revoked. Log in again.")
+        auth_session, user = found
+        if not user.is_active:
+            raise NotAuthenticated("The account is disabled.")
+        if (now - auth_session.last_seen_at).total_seconds() >= settings.session_touch_interval_seconds:
+            await auth_session_repository.touch(session, session_id=auth_session.id, now=now)
+        return Principal(user=user, session_id=auth_session.id)
+
+    async def logout(self, session: AsyncSession, *, principal: Principal) -> None:
+        await auth_session_repository.delete(session, session_id=principal.session_id)
+
+
+auth_service = AuthService()

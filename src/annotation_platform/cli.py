@@ -1,0 +1,147 @@
+"""The `annotation-platform` command: serve, migrate, create users, seed a demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from annotation_platform.config import ConfigurationError, Settings, get_settings
+from annotation_platform.core.db import create_engine, create_sessionmaker
+from annotation_platform.core.errors import AppError
+
+T = TypeVar("T")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = get_settings()
+        return int(args.handler(settings, args) or 0)
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AppError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        for error in exc.errors or []:
+            print(f"  {error.get('msg')}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="annotation-platform", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the API (HOST, PORT from the environment)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--reload", action="store_true", help="restart on code changes (development)")
+    serve.set_defaults(handler=_serve)
+
+    db = commands.add_parser("db", help="database migrations").add_subparsers(required=True, metavar="ACTION")
+    db.add_parser("upgrade", help="apply every pending migration").set_defaults(handler=_db_upgrade)
+    db.add_parser("current", help="show the database's revision").set_defaults(handler=_db_current)
+
+    users = commands.add_parser("users", help="accounts").add_subparsers(required=True, metavar="ACTION")
+    create = users.add_parser("create", help="create an account")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", help="prompted for when omitted")
+    create.add_argument("--username")
+    create.add_argument("--superuser", action="store_true")
+    create.set_defaults(handler=_users_create)
+
+    seed = commands.add_parser("seed", help="load example data")
+    seed.add_argument("--demo", action="store_true", required=True, help="a demo project with chat rooms")
+    seed.set_defaults(handler=_seed_demo)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "annotation_platform.main:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        reload=args.reload,
+        proxy_headers=False,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> None:
+    from annotation_platform.core.migrations import upgrade_to_head
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_to_head(settings)
+
+
+def _db_current(settings: Settings, _args: argparse.Namespace) -> None:
+    from annotation_platform.core.migrations import current_revisions, head_revisions
+
+    async def current() -> set[str]:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as connection:
+                return await current_revisions(connection)
+        finally:
+            await engine.dispose()
+
+    print(f"database: {', '.join(sorted(asyncio.run(current()))) or 'empty'}")
+    print(f"code:     {', '.join(sorted(head_revisions()))}")
+
+
+def _users_create(settings: Settings, args: argparse.Namespace) -> None:
+    from annotation_platform.user.service import user_service
+
+    password = args.password or getpass.getpass("Password: ")
+
+    async def create(session: AsyncSession) -> str:
+        user = await user_service.register(
+            session,
+            settings,
+            email=args.email,
+            password=password,
+            username=args.username,
+            is_superuser=args.superuser,
+            is_verified=True,
+        )
+        kind = "superuser" if user.is_superuser else "user"
+        return f"created {kind} {user.email} (username {user.username}, id {user.id})"
+
+    print(run_in_session(settings, create))
+
+
+def _seed_demo(settings: Settings, _args: argparse.Namespace) -> None:
+    from annotation_platform.demo.service import seed_demo
+
+    print(run_in_session(settings, lambda session: seed_demo(session, settings)))
+
+
+def run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Runs `work` in one transaction, committed when it returns."""
+
+    async def run() -> T:
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    settings = settings.model_copy(update={"secret_key": settings.resolved_secret_key()})
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Settings, read once from the environment (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
+MIN_SECRET_KEY_LENGTH = 32
+WEAK_SECRET_KEYS = frozenset({"changeme", "change-me", "secret", "secret_key", "dev", "development", "test"})
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+    test = "test"
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run the service; the message says what to change."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.development
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(default=None, description="SQLAlchemy async URL; unset = SQLite file in DATA_DIR.")
+    redis_url: str | None = Field(default=None, description="Unset = embedded mode (no Redis).")
+    secret_key: str | None = Field(default=None, repr=False)
+
+    access_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60)
+    session_touch_interval_seconds: int = Field(
+        default=60, ge=0, description="How often a session's last-seen time is written."
+    )
+    password_min_length: int = Field(default=10, ge=8, le=128)
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    database_pool_size: int = Field(default=10, ge=1)
+    database_echo: bool = False
+    max_request_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    bulk_max_rows: int = Field(default=10_000, ge=1)
+    public_base_url: str | None = Field(
+        default=None, description="Absolute base URL used in Link headers when behind a proxy."
+    )
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _production_needs_a_strong_key(self) -> Settings:
+        if self.environment is Environment.production:
+            key = self.secret_key
+            if not key:
+                raise ConfigurationError(
+                    "SECRET_KEY is not set. In production set it to a random string of at least "
+                    f"{MIN_SECRET_KEY_LENGTH} characters, e.g. the output of: "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
+            if len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in WEAK_SECRET_KEYS:
+                raise ConfigurationError(
+                    f"SECRET_KEY is too weak for production: use at least {MIN_SECRET_KEY_LENGTH} "
+                    "random characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'annotation-platform.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, or (outside production) one generated once and kept in DATA_DIR."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / SECRET_KEY_FILE
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs people paste (`postgres://`, `postgresql://`) and pick the async drivers."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def settings_of(request: Request) -> Settings:
+    """The settings the running app was created with (tests create apps with their own)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(settings_of)]

@@ -1,0 +1,1 @@
+"""Containers: the sets of items inside a project (a chat room, a document collection)."""

@@ -1,0 +1,30 @@
+"""`ContainerReader`, `ContainerAnnotator`, `ContainerManager`: the container in the path, checked."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Path
+
+from annotation_platform.auth.dependencies import CurrentUser
+from annotation_platform.container.service import ContainerAccess, container_service
+from annotation_platform.core.db import SessionDep
+from annotation_platform.core.ids import path_id
+from annotation_platform.project.permissions import Action
+
+ContainerIdPath = Annotated[str, Path(max_length=64, description="Container id.")]
+
+
+def container_access(action: Action) -> Callable[..., Awaitable[ContainerAccess]]:
+    async def dependency(container_id: ContainerIdPath, user: CurrentUser, session: SessionDep) -> ContainerAccess:
+        return await container_service.access(
+            session, container_id=path_id(container_id, "container"), user=user, action=action
+        )
+
+    return dependency
+
+
+ContainerReader = Annotated[ContainerAccess, Depends(container_access(Action.read))]
+ContainerAnnotator = Annotated[ContainerAccess, Depends(container_access(Action.annotate))]
+ContainerManager = Annotated[ContainerAccess, Depends(container_access(Action.manage))]

@@ -1,0 +1,65 @@
+"""SQL for containers. `with_role` joins the caller's membership so access costs no extra query."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
+from annotation_platform.models import Container, Membership, User
+
+
+class ContainerRepository:
+    keyset = Keyset(columns=(Container.id,), kinds=(uuid.UUID,))
+
+    def with_role(self, user: User) -> Select[Any]:
+        membership = (Membership.project_id == Container.project_id) & (Membership.user_id == user.id)
+        return select(Container, Membership.role).outerjoin(Membership, membership)
+
+    async def get_with_role(
+        self, session: AsyncSession, container_id: uuid.UUID, user: User
+    ) -> tuple[Container, str | None] | None:
+        row = (await session.execute(self.with_role(user).where(Container.id == container_id))).first()
+        return (row[0], row[1]) if row else None
+
+    async def page(
+        self, session: AsyncSession, project_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[Container], str | None]:
+        statement = select(Container).where(Container.project_id == project_id)
+        rows, cursor = await fetch_page(session, statement, self.keyset, params, lambda r: (r[0].id,))
+        return [row[0] for row in rows], cursor
+
+    async def count(self, session: AsyncSession, project_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(Container.project_id == project_id)
+        return int((await session.execute(statement)).scalar_one())
+
+    async def name_taken(
+        self, session: AsyncSession, project_id: uuid.UUID, name: str, *, excluding: uuid.UUID | None = None
+    ) -> bool:
+        statement = select(Container.id).where(Container.project_id == project_id, Container.name == name)
+        if excluding is not None:
+            statement = statement.where(Container.id != excluding)
+        return (await session.execute(statement)).first() is not None
+
+    async def add(self, session: AsyncSession, container: Container) -> None:
+        session.add(container)
+        await session.flush()
+
+    async def delete(self, session: AsyncSession, container: Container) -> None:
+        await session.delete(container)
+        await session.flush()
+
+    async def add_to_item_count(self, session: AsyncSession, container_id: uuid.UUID, delta: int) -> None:
+        """Adjusts the count; on PostgreSQL this also locks the row, serialising item writes per container."""
+        await session.execute(
+            update(Container)
+            .where(Container.id == container_id)
+            .values(item_count=Container.item_count + delta)
+            .execution_options(synchronize_session=False)
+        )
+
+
+container_repository = ContainerRepository()

@@ -1,0 +1,97 @@
+"""Container rules: unique names per project, item schemas that are valid JSON Schemas."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from annotation_platform.container.repository import container_repository
+from annotation_platform.container.schemas import ContainerCreate, ContainerRead, ContainerUpdate
+from annotation_platform.core.errors import Conflict, ValidationFailed
+from annotation_platform.core.ids import uuid7
+from annotation_platform.core.pagination import PageParams
+from annotation_platform.models import Container, Role, User
+from annotation_platform.project.permissions import Action, authorize_found
+from annotation_platform.project.service import ProjectAccess
+
+
+class ContainerNameTaken(Conflict):
+    code = "container_name_taken"
+    title = "Container name taken"
+    description = "The project already has a container with this name. Choose another name."
+
+
+class InvalidItemSchema(ValidationFailed):
+    code = "invalid_item_schema"
+    title = "Invalid item schema"
+    description = "`item_schema` is not a valid JSON Schema (draft 2020-12). Fix the schema."
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerAccess:
+    container: Container
+    role: Role
+
+    def read(self) -> ContainerRead:
+        return ContainerRead.model_validate(self.container)
+
+
+def check_item_schema(item_schema: dict[str, Any] | None) -> None:
+    if item_schema is None:
+        return
+    try:
+        Draft202012Validator.check_schema(item_schema)
+    except SchemaError as exc:
+        raise InvalidItemSchema(
+            f"item_schema is not a valid JSON Schema: {exc.message}",
+            errors=[{"loc": ["body", "item_schema", *exc.path], "msg": exc.message, "type": "json_schema"}],
+        ) from exc
+
+
+class ContainerService:
+    async def access(
+        self, session: AsyncSession, *, container_id: uuid.UUID, user: User, action: Action
+    ) -> ContainerAccess:
+        found = await container_repository.get_with_role(session, container_id, user)
+        container, role = authorize_found(found, user, action, "container")
+        return ContainerAccess(container=container, role=role)
+
+    async def create(self, session: AsyncSession, *, access: ProjectAccess, data: ContainerCreate) -> ContainerRead:
+        check_item_schema(data.item_schema)
+        if await container_repository.name_taken(session, access.project.id, data.name):
+            raise ContainerNameTaken()
+        container = Container(id=uuid7(), project_id=access.project.id, item_count=0, **data.model_dump())
+        await container_repository.add(session, container)
+        return ContainerRead.model_validate(container)
+
+    async def page(
+        self, session: AsyncSession, *, access: ProjectAccess, params: PageParams
+    ) -> tuple[list[ContainerRead], str | None, int | None]:
+        containers, cursor = await container_repository.page(session, access.project.id, params)
+        total = await container_repository.count(session, access.project.id) if params.include_total else None
+        return [ContainerRead.model_validate(c) for c in containers], cursor, total
+
+    async def update(self, session: AsyncSession, *, access: ContainerAccess, data: ContainerUpdate) -> ContainerRead:
+        changes = data.model_dump(exclude_unset=True)
+        if "item_schema" in changes:
+            check_item_schema(changes["item_schema"])
+        container = access.container
+        if "name" in changes and await container_repository.name_taken(
+            session, container.project_id, changes["name"], excluding=container.id
+        ):
+            raise ContainerNameTaken()
+        for key, value in changes.items():
+            setattr(container, key, value)
+        await session.flush()
+        return ContainerRead.model_validate(container)
+
+    async def delete(self, session: AsyncSession, *, access: ContainerAccess) -> None:
+        await container_repository.delete(session, access.container)
+
+
+container_service = ContainerService()

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from annotation_platform.core.migrations import MigrationsNotFound, current_revisions
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+class Check(BaseModel):
+    status: Literal["ok", "failing"]
+    latency_ms: float
+    detail: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "failing"]
+    checks: dict[str, Check]
+
+
+@router.get("/live", operation_id="getLiveness", response_model=Health)
+async def live() -> Health:
+    """The process is up and serving; checks nothing else."""
+    return Health(status="ok", checks={})
+
+
+@router.get(
+    "/ready",
+    operation_id="getReadiness",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A dependency is failing; `checks` names it."}},
+)
+async def ready(request: Request) -> Response:
+    """Ready to serve: the database answers and is migrated to the code's revision."""
+    engine: AsyncEngine = request.app.state.engine
+    expected: set[str] | None = request.app.state.migration_heads
+    checks: dict[str, Check] = {}
+    started = time.perf_counter()
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            checks["database"] = Check(status="ok", latency_ms=_since(started))
+            started = time.perf_counter()
+            current = await current_revisions(connection)
+        if expected is None:
+            raise MigrationsNotFound("migration scripts not found; cannot compare revisions")
+        if current != expected:
+            checks["migrations"] = Check(
+                status="failing",
+                latency_ms=_since(started),
+                detail=f"database at {sorted(current) or 'no revision'}, code expects {sorted(expected)}; "
+                "run `annotation-platform db upgrade`",
+            )
+        else:
+            checks["migrations"] = Check(status="ok", latency_ms=_since(started))
+    except MigrationsNotFound as exc:
+        checks["migrations"] = Check(status="failing", latency_ms=_since(started), detail=str(exc))
+    except Exception as exc:
+        name = "migrations" if "database" in checks else "database"
+        checks[name] = Check(status="failing", latency_ms=_since(started), detail=type(exc).__name__)
+    failing = any(check.status == "failing" for check in checks.values())
+    body = Health(status="failing" if failing else "ok", checks=checks)
+    return Response(body.model_dump_json(), status_code=503 if failing else 200, media_type="application/json")
+
+
+def _since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

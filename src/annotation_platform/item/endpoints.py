@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from annotation_platform.config import SettingsDep
+from annotation_platform.container.dependencies import ContainerManager, ContainerReader
+from annotation_platform.core.db import SessionDep
+from annotation_platform.core.errors import (
+    Forbidden,
+    InvalidCursor,
+    MalformedJson,
+    NotAuthenticated,
+    NotFound,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_responses,
+)
+from annotation_platform.core.pagination import Page, PageParamsDep, page_response
+from annotation_platform.core.routing import ApiRoute
+from annotation_platform.item.dependencies import ItemManager, ItemReader
+from annotation_platform.item.schemas import ItemBulkCreate, ItemBulkRead, ItemCreate, ItemRead, ItemUpdate
+from annotation_platform.item.service import (
+    BulkRowsInvalid,
+    ContentConflictsWithAnnotations,
+    DuplicateExternalId,
+    MetadataInvalid,
+    ParentNotFound,
+    item_service,
+)
+
+router = APIRouter(tags=["items"], route_class=ApiRoute)
+
+_BODY_ERRORS = (ValidationFailed, MetadataInvalid, ParentNotFound, MalformedJson, UnsupportedMediaType)
+
+
+@router.get(
+    "/containers/{container_id}/items",
+    operation_id="listItems",
+    response_model=Page[ItemRead],
+    responses=problem_responses(NotAuthenticated, NotFound, InvalidCursor, ValidationFailed),
+)
+async def list_items(
+    request: Request, access: ContainerReader, session: SessionDep, settings: SettingsDep, page: PageParamsDep
+) -> Response:
+    """The container's items in `sequence` order."""
+    items, cursor, total = await item_service.page(session, access=access, params=page)
+    return page_response(request, items, cursor, total, settings.public_base_url)
+
+
+@router.post(
+    "/containers/{container_id}/items",
+    operation_id="createItem",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ItemRead,
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, DuplicateExternalId, *_BODY_ERRORS),
+)
+async def create_item(body: ItemCreate, access: ContainerManager, session: SessionDep, response: Response) -> ItemRead:
+    """Add one item (managers and owners). Without `sequence` it goes after the last item."""
+    item = await item_service.create(session, access=access, data=body)
+    response.headers["Location"] = f"/api/v1/items/{item.id}"
+    return item
+
+
+@router.post(
+    "/containers/{container_id}/items/bulk",
+    operation_id="bulkCreateItems",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ItemBulkRead,
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, BulkRowsInvalid, *_BODY_ERRORS),
+)
+async def bulk_create_items(
+    body: ItemBulkCreate,
+    access: ContainerManager,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+) -> ItemBulkRead:
+    """Add up to 10,000 items at once, all or nothing.
+
+    Rows may name their parent by `parent_external_id`, including rows later in the same request. When any
+    row is wrong nothing is written and the 422 lists every failing row by its index.
+    """
+    items = await item_service.bulk_create(session, access=access, items=body.items, max_rows=settings.bulk_max_rows)
+    response.headers["Location"] = f"/api/v1/containers/{access.container.id}/items"
+    return ItemBulkRead(items=items)
+
+
+@router.get(
+    "/items/{item_id}",
+    operation_id="getItem",
+    response_model=ItemRead,
+    responses=problem_responses(NotAuthenticated, NotFound),
+)
+async def get_item(access: ItemReader) -> ItemRead:
+    """One item."""
+    return ItemRead.model_validate(access.item)
+
+
+@router.patch(
+    "/items/{item_id}",
+    operation_id="updateItem",
+    response_model=ItemRead,
+    responses=problem_responses(
+        NotAuthenticated,
+        Forbidden,
+        NotFound,
+        DuplicateExternalId,
+        ContentConflictsWithAnnotations,
+        *_BODY_ERRORS,
+    ),
+)
+async def update_item(body: ItemUpdate, access: ItemManager, session: SessionDep) -> ItemRead:
+    """Change an item (managers and owners). `parent_id: null` detaches it from its parent."""
+    return await item_service.update(session, access=access, data=body)
+
+
+@router.delete(
+    "/items/{item_id}",
+    operation_id="deleteItem",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound),
+)
+async def delete_item(access: ItemManager, session: SessionDep) -> Response:
+    """Delete an item and its annotations; items that replied to it keep no parent (managers and owners)."""
+    await item_service.delete(session, access=access)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

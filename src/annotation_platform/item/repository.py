@@ -1,0 +1,91 @@
+"""SQL for items: keyset pages in `(sequence, id)` order, set-wise look-ups for bulk writes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
+from annotation_platform.models import Annotation, Container, Item, Membership, User
+
+LOOKUP_CHUNK = 1000
+
+
+def _chunks(values: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class ItemRepository:
+    keyset = Keyset(columns=(Item.sequence, Item.id), kinds=(int, uuid.UUID))
+
+    def with_role(self, user: User) -> Select[Any]:
+        membership = (Membership.project_id == Container.project_id) & (Membership.user_id == user.id)
+        return (
+            select(Item, Membership.role)
+            .join(Container, Container.id == Item.container_id)
+            .outerjoin(Membership, membership)
+        )
+
+    async def get_with_role(
+        self, session: AsyncSession, item_id: uuid.UUID, user: User
+    ) -> tuple[Item, str | None] | None:
+        row = (await session.execute(self.with_role(user).where(Item.id == item_id))).first()
+        return (row[0], row[1]) if row else None
+
+    async def page(
+        self, session: AsyncSession, container_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[Item], str | None]:
+        statement = select(Item).where(Item.container_id == container_id)
+        rows, cursor = await fetch_page(session, statement, self.keyset, params, lambda r: (r[0].sequence, r[0].id))
+        return [row[0] for row in rows], cursor
+
+    async def ids_by_external_id(
+        self, session: AsyncSession, container_id: uuid.UUID, external_ids: Sequence[str]
+    ) -> dict[str, uuid.UUID]:
+        found: dict[str, uuid.UUID] = {}
+        for chunk in _chunks(list(dict.fromkeys(external_ids))):
+            statement = select(Item.external_id, Item.id).where(
+                Item.container_id == container_id, Item.external_id.in_(chunk)
+            )
+            found.update({row.external_id: row.id for row in await session.execute(statement)})
+        return found
+
+    async def existing_ids(
+        self, session: AsyncSession, container_id: uuid.UUID, item_ids: Sequence[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        found: set[uuid.UUID] = set()
+        for chunk in _chunks(list(dict.fromkeys(item_ids))):
+            statement = select(Item.id).where(Item.container_id == container_id, Item.id.in_(chunk))
+            found.update((await session.execute(statement)).scalars())
+        return found
+
+    async def max_sequence(self, session: AsyncSession, container_id: uuid.UUID) -> int | None:
+        statement = select(func.max(Item.sequence)).where(Item.container_id == container_id)
+        return (await session.execute(statement)).scalar_one()
+
+    async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        await session.execute(insert(Item), rows)
+
+    async def detach_children(self, session: AsyncSession, item: Item) -> None:
+        await session.execute(
+            update(Item)
+            .where(Item.parent_id == item.id, Item.container_id == item.container_id)
+            .values(parent_id=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def delete(self, session: AsyncSession, item: Item) -> None:
+        await session.delete(item)
+        await session.flush()
+
+    async def longest_annotation_end(self, session: AsyncSession, item_id: uuid.UUID) -> int | None:
+        statement = select(func.max(Annotation.end_offset)).where(Annotation.item_id == item_id)
+        return (await session.execute(statement)).scalar_one()
+
+
+item_repository = ItemRepository()

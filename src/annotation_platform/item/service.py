@@ -1,0 +1,272 @@
+"""Item rules: unique external ids, parents in the same container, metadata that fits the item schema.
+
+Single and bulk creation share one preparation step that checks every row and collects every problem, so a
+bulk request either writes all its rows or answers 422 naming each bad row, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from annotation_platform.container.repository import container_repository
+from annotation_platform.container.service import ContainerAccess
+from annotation_platform.core.errors import AppError, Conflict, ValidationFailed
+from annotation_platform.core.ids import uuid7
+from annotation_platform.core.pagination import PageParams
+from annotation_platform.core.types import utcnow
+from annotation_platform.item.repository import item_repository
+from annotation_platform.item.schemas import ItemCreate, ItemRead, ItemUpdate
+from annotation_platform.models import Container, Item, Role, User
+from annotation_platform.project.permissions import Action, authorize_found
+
+
+class DuplicateExternalId(Conflict):
+    code = "duplicate_external_id"
+    title = "Duplicate external id"
+    description = "The container already has an item with this `external_id`. Use another id or update that item."
+
+
+class ParentNotFound(ValidationFailed):
+    code = "parent_not_found"
+    title = "Parent not in this container"
+    description = "The parent must be an item of the same container. Check `parent_id` / `parent_external_id`."
+
+
+class MetadataInvalid(ValidationFailed):
+    code = "metadata_invalid"
+    title = "Metadata does not match the item schema"
+    description = "`metadata` does not satisfy the container's `item_schema`; `errors` says where."
+
+
+class BulkRowsInvalid(ValidationFailed):
+    code = "bulk_rows_invalid"
+    title = "Some rows are invalid"
+    description = "Nothing was written. `errors` names each failing row by its index in `items`; fix them and resend."
+
+
+class ContentConflictsWithAnnotations(Conflict):
+    code = "content_conflicts_with_annotations"
+    title = "Content too short for its annotations"
+    description = "Annotations point past the end of the new content. Change or delete them first."
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    index: int
+    field: str
+    message: str
+    kind: type[AppError]
+
+    def detail(self, *prefix: str | int) -> dict[str, Any]:
+        return {"loc": [*prefix, self.field], "msg": self.message, "type": self.kind.code}
+
+
+@dataclass(frozen=True, slots=True)
+class ItemAccess:
+    item: Item
+    role: Role
+
+
+def _to_read(item: Item) -> ItemRead:
+    return ItemRead.model_validate(item)
+
+
+class ItemService:
+    async def access(self, session: AsyncSession, *, item_id: uuid.UUID, user: User, action: Action) -> ItemAccess:
+        item, role = authorize_found(await item_repository.get_with_role(session, item_id, user), user, action, "item")
+        return ItemAccess(item=item, role=role)
+
+    async def page(
+        self, session: AsyncSession, *, access: ContainerAccess, params: PageParams
+    ) -> tuple[list[ItemRead], str | None, int | None]:
+        items, cursor = await item_repository.page(session, access.container.id, params)
+        total = access.container.item_count if params.include_total else None
+        return [_to_read(item) for item in items], cursor, total
+
+    async def create(self, session: AsyncSession, *, access: ContainerAccess, data: ItemCreate) -> ItemRead:
+        rows, errors = await self._prepare(session, access.container, [data])
+        if errors:
+            first = errors[0]
+            raise first.kind(first.message, errors=[error.detail("body") for error in errors])
+        return (await self._insert(session, access.container, rows))[0]
+
+    async def bulk_create(
+        self, session: AsyncSession, *, access: ContainerAccess, items: list[ItemCreate], max_rows: int
+    ) -> list[ItemRead]:
+        if len(items) > max_rows:
+            raise ValidationFailed(
+                f"At most {max_rows} items per request.",
+                errors=[{"loc": ["body", "items"], "msg": f"at most {max_rows} items", "type": "too_long"}],
+            )
+        rows, errors = await self._prepare(session, access.container, items)
+        if errors:
+            raise BulkRowsInvalid(
+                f"{len({e.index for e in errors})} of {len(items)} rows are invalid; nothing was written.",
+                errors=[error.detail("body", "items", error.index) for error in errors],
+            )
+        return await self._insert(session, access.container, rows)
+
+    async def update(self, session: AsyncSession, *, access: ItemAccess, data: ItemUpdate) -> ItemRead:
+        item = access.item
+        changes = data.model_dump(exclude_unset=True)
+        container = await self._container(session, item)
+        if "metadata" in changes:
+            problem = _schema_problem(container.item_schema, changes["metadata"])
+            if problem:
+                raise MetadataInvalid(problem, errors=[{"loc": ["body", "metadata"], "msg": problem, "type": "schema"}])
+            item.metadata_ = changes.pop("metadata")
+        if changes.get("external_id", item.external_id) != item.external_id:
+            taken = await item_repository.ids_by_external_id(session, item.container_id, [changes["external_id"]])
+            if taken:
+                raise DuplicateExternalId()
+        if "parent_external_id" in changes:
+            reference = changes.pop("parent_external_id")
+            found = (
+                await item_repository.ids_by_external_id(session, item.container_id, [reference]) if reference else {}
+            )
+            if reference and reference not in found:
+                raise ParentNotFound(f"No item with external id {reference!r} in this container.")
+            changes["parent_id"] = found.get(reference) if reference else None
+        if changes.get("parent_id") is not None:
+            parent_id = changes["parent_id"]
+            if parent_id == item.id or not await item_repository.existing_ids(session, item.container_id, [parent_id]):
+                raise ParentNotFound("The parent must be another item of this container.")
+        if "content" in changes:
+            longest = await item_repository.longest_annotation_end(session, item.id)
+            if longest is not None and longest > len(changes["content"]):
+                raise ContentConflictsWithAnnotations(
+                    f"An annotation ends at offset {longest}; the new content has {len(changes['content'])} characters."
+                )
+        for key, value in changes.items():
+            setattr(item, key, value)
+        await session.flush()
+        return _to_read(item)
+
+    async def delete(self, session: AsyncSession, *, access: ItemAccess) -> None:
+        item = access.item
+        await item_repository.detach_children(session, item)
+        await item_repository.delete(session, item)
+        await container_repository.add_to_item_count(session, item.container_id, -1)
+
+    async def _container(self, session: AsyncSession, item: Item) -> Container:
+        return await session.get_one(Container, item.container_id)
+
+    async def _prepare(
+        self, session: AsyncSession, container: Container, items: list[ItemCreate]
+    ) -> tuple[list[dict[str, Any]], list[RowError]]:
+        """The rows to insert, and every problem found; ids are made here so parents resolve in memory."""
+        errors: list[RowError] = []
+        validator = Draft202012Validator(container.item_schema) if container.item_schema is not None else None
+        batch_ids: dict[str, uuid.UUID] = {}
+        for index, data in enumerate(items):
+            if data.external_id in batch_ids:
+                errors.append(
+                    RowError(index, "external_id", "Repeats an earlier row's external_id.", DuplicateExternalId)
+                )
+            else:
+                batch_ids[data.external_id] = uuid7()
+            if validator is not None:
+                problem = _first_schema_error(validator, data.metadata)
+                if problem:
+                    errors.append(RowError(index, "metadata", problem, MetadataInvalid))
+
+        existing = await item_repository.ids_by_external_id(session, container.id, list(batch_ids))
+        for index, data in enumerate(items):
+            if data.external_id in existing:
+                errors.append(
+                    RowError(index, "external_id", "An item with this external_id exists.", DuplicateExternalId)
+                )
+
+        outside_refs = [
+            d.parent_external_id for d in items if d.parent_external_id and d.parent_external_id not in batch_ids
+        ]
+        parents_by_external_id = await item_repository.ids_by_external_id(session, container.id, outside_refs)
+        parents_by_external_id.update(batch_ids)
+        known_parent_ids = await item_repository.existing_ids(
+            session, container.id, [d.parent_id for d in items if d.parent_id is not None]
+        )
+
+        rows: list[dict[str, Any]] = []
+        now = utcnow()
+        for index, data in enumerate(items):
+            parent_id = data.parent_id
+            if data.parent_external_id is not None:
+                parent_id = parents_by_external_id.get(data.parent_external_id)
+                if parent_id is None:
+                    errors.append(
+                        RowError(
+                            index,
+                            "parent_external_id",
+                            "No item with this external id in the container.",
+                            ParentNotFound,
+                        )
+                    )
+            elif parent_id is not None and parent_id not in known_parent_ids:
+                errors.append(RowError(index, "parent_id", "Not an item of this container.", ParentNotFound))
+            item_id = batch_ids.get(data.external_id, uuid7())
+            if parent_id == item_id:
+                errors.append(
+                    RowError(index, "parent_external_id", "An item cannot be its own parent.", ParentNotFound)
+                )
+            rows.append(
+                {
+                    "id": item_id,
+                    "container_id": container.id,
+                    "external_id": data.external_id,
+                    "content": data.content,
+                    "metadata_": data.metadata,
+                    "sequence": data.sequence,
+                    "parent_id": parent_id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        errors.sort(key=lambda error: error.index)
+        return rows, errors
+
+    async def _insert(self, session: AsyncSession, container: Container, rows: list[dict[str, Any]]) -> list[ItemRead]:
+        await container_repository.add_to_item_count(session, container.id, len(rows))
+        next_sequence = (await item_repository.max_sequence(session, container.id) or -1) + 1
+        for row in rows:
+            if row["sequence"] is None:
+                row["sequence"] = next_sequence
+                next_sequence += 1
+            else:
+                next_sequence = max(next_sequence, row["sequence"] + 1)
+        await item_repository.insert_many(session, rows)
+        return [
+            ItemRead(
+                id=row["id"],
+                container_id=row["container_id"],
+                external_id=row["external_id"],
+                content=row["content"],
+                metadata=row["metadata_"],
+                sequence=row["sequence"],
+                parent_id=row["parent_id"],
+                created_at=row["created_at"],
+                updated_at=row["updated_at"],
+            )
+            for row in rows
+        ]
+
+
+def _first_schema_error(validator: Draft202012Validator, metadata: dict[str, Any]) -> str | None:
+    error = next(iter(validator.iter_errors(metadata)), None)
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path)
+    return f"{where + ': ' if where else ''}{error.message}"
+
+
+def _schema_problem(item_schema: dict[str, Any] | None, metadata: dict[str, Any]) -> str | None:
+    if item_schema is None:
+        return None
+    return _first_schema_error(Draft202012Validator(item_schema), metadata)
+
+
+item_service = ItemService()

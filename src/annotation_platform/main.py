@@ -1,0 +1,190 @@
+"""The application factory: settings in, a ready FastAPI app out."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from annotation_platform import __version__
+from annotation_platform.annotation.endpoints import router as annotation_router
+from annotation_platform.auth.endpoints import router as auth_router
+from annotation_platform.config import Settings, get_settings
+from annotation_platform.container.endpoints import router as container_router
+from annotation_platform.core.db import create_engine, create_sessionmaker
+from annotation_platform.core.errors import (
+    ERROR_REFERENCE_PATH,
+    PROBLEM_MEDIA_TYPE,
+    AppError,
+    install_error_handlers,
+)
+from annotation_platform.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from annotation_platform.core.migrations import MigrationsNotFound, head_revisions
+from annotation_platform.health.endpoints import router as health_router
+from annotation_platform.item.endpoints import router as item_router
+from annotation_platform.member.endpoints import router as member_router
+from annotation_platform.project.endpoints import router as project_router
+from annotation_platform.user.endpoints import router as user_router
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+DOCS_ASSETS_PATH = "/static/docs"
+
+DESCRIPTION = """
+A multi-user annotation backend: projects hold containers (a chat room, a document set), containers hold
+items (chat turns, paragraphs), and project members annotate items.
+
+* **Authentication**: `POST /api/v1/auth/jwt/login` with form fields `username` (your email) and `password`
+  returns a bearer token; send it as `Authorization: Bearer <token>`.
+* **Lists** are cursor-paginated: `limit` (1-500, default 50) and `cursor` (the previous page's `next_cursor`).
+* **Errors** are `application/problem+json` documents with a stable `code`; see [the error reference](/errors).
+* Resources you may not see answer **404**; those you may see but not change answer **403**.
+"""
+
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "Registration, login and logout."},
+    {"name": "users", "description": "Your own account, and account administration."},
+    {"name": "projects", "description": "Projects: units of work with their own members."},
+    {"name": "members", "description": "Who belongs to a project, with which role."},
+    {
+        "name": "containers",
+        "description": "Sets of items inside a project (chat rooms, document collections).",
+    },
+    {"name": "items", "description": "The things to annotate, in `sequence` order."},
+    {"name": "annotations", "description": "Labels on items, one author each, versioned."},
+    {"name": "health", "description": "Probes for load balancers and orchestrators."},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings = settings.model_copy(update={"secret_key": settings.resolved_secret_key()})
+    engine = create_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="annotation-platform",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=OPENAPI_TAGS,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    try:
+        app.state.migration_heads = head_revisions()
+    except MigrationsNotFound:
+        logger.warning("migration scripts not found; /health/ready will report not ready")
+        app.state.migration_heads = None
+
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (
+        auth_router,
+        user_router,
+        project_router,
+        member_router,
+        container_router,
+        item_router,
+        annotation_router,
+    ):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(health_router)
+    _install_docs(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI, ReDoc and the error reference, served from packaged assets: no CDN, works offline."""
+    assets = resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="annotation-platform API",
+            swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="annotation-platform API",
+            redoc_js_url=f"{DOCS_ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
+            with_google_fonts=False,
+        )
+
+    @app.get(ERROR_REFERENCE_PATH, include_in_schema=False)
+    async def error_reference() -> HTMLResponse:
+        rows = "".join(
+            f'<tr id="{html.escape(code)}"><td><code>{html.escape(code)}</code></td><td>{error.status}</td>'
+            f"<td>{html.escape(error.title)}</td><td>{html.escape(error.description)}</td></tr>"
+            for code, error in sorted(AppError.registry.items(), key=lambda pair: (pair[1].status, pair[0]))
+        )
+        return HTMLResponse(
+            "<!doctype html><html><head><meta charset='utf-8'><title>Error reference</title></head><body>"
+            "<h1>Error reference</h1><p>Every error is an <code>application/problem+json</code> document whose "
+            "<code>code</code> is one of these.</p><table border='1' cellpadding='4'><tr><th>code</th>"
+            f"<th>status</th><th>title</th><th>what to do</th></tr>{rows}</table></body></html>"
+        )
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document, with error schemas moved to `application/problem+json` where they belong."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+    )
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status.isdigit() and int(status) >= 400 and PROBLEM_MEDIA_TYPE in content:
+                    json_content = content.pop("application/json", {})
+                    if "schema" in json_content:
+                        content[PROBLEM_MEDIA_TYPE]["schema"] = json_content["schema"]
+                if status == "422" and "HTTPValidationError" in str(content):
+                    response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                    response["description"] = "Validation failed (`validation_failed`)"
+    components = schema.get("components", {}).get("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    app.openapi_schema = schema
+    return schema

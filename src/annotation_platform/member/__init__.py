@@ -1,0 +1,1 @@
+"""Project membership: who is in a project, with which role."""

@@ -1,0 +1,10 @@
+"""Every ORM table, imported here so that `Base.metadata` is complete for Alembic and the tests."""
+
+from annotation_platform.models.annotation import Annotation
+from annotation_platform.models.base import Base
+from annotation_platform.models.container import Container
+from annotation_platform.models.item import Item
+from annotation_platform.models.project import Membership, Project, Role
+from annotation_platform.models.user import AuthSession, User
+
+__all__ = ["Annotation", "AuthSession", "Base", "Container", "Item", "Membership", "Project", "Role", "User"]

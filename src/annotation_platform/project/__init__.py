@@ -1,0 +1,1 @@
+"""Projects, and the permission table every project-scoped resource is checked against."""

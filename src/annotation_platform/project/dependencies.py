@@ -1,0 +1,30 @@
+"""`ProjectReader`, `ProjectManager`, `ProjectOwner`: the project in the path, checked against the table."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Path
+
+from annotation_platform.auth.dependencies import CurrentUser
+from annotation_platform.core.db import SessionDep
+from annotation_platform.core.ids import path_id
+from annotation_platform.project.permissions import Action
+from annotation_platform.project.service import ProjectAccess, project_service
+
+ProjectIdPath = Annotated[str, Path(max_length=64, description="Project id.")]
+
+
+def project_access(action: Action) -> Callable[..., Awaitable[ProjectAccess]]:
+    async def dependency(project_id: ProjectIdPath, user: CurrentUser, session: SessionDep) -> ProjectAccess:
+        return await project_service.access(
+            session, project_id=path_id(project_id, "project"), user=user, action=action
+        )
+
+    return dependency
+
+
+ProjectReader = Annotated[ProjectAccess, Depends(project_access(Action.read))]
+ProjectManager = Annotated[ProjectAccess, Depends(project_access(Action.manage))]
+ProjectOwner = Annotated[ProjectAccess, Depends(project_access(Action.own))]
