@@ -3,6 +3,7 @@
 # for the bind mount that keeps the wheels out of the final image's layers.
 #
 #   docker build -t annotation-platform .
+#   docker run --env-file .env annotation-platform annotation-platform db upgrade   # once per release
 #   docker run --env-file .env -p 8000:8000 annotation-platform
 
 # ---- Stage 1: build every wheel (pinned dependencies + the project itself) ----

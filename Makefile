@@ -20,7 +20,7 @@ $(BIN)/.dev: $(BIN)/.runtime requirements-dev.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@touch $@
 
-run: $(BIN)/.runtime ## serve the API on http://$${HOST:-127.0.0.1}:$${PORT:-8000} (SQLite in ./data unless DATABASE_URL is set)
+run: $(BIN)/.runtime ## migrate and serve the API on HOST:PORT (127.0.0.1:8000; SQLite in ./data unless DATABASE_URL)
 	$(BIN)/annotation-platform db upgrade
 	$(BIN)/annotation-platform serve
 

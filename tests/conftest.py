@@ -205,9 +205,7 @@ class Api:
         return Actor(id=user_id, email=email, username=response.json()["username"], token=login.json()["access_token"])
 
     async def project(self, owner: Actor, **fields: Any) -> dict[str, Any]:
-        response = await self.client.post(
-            "/api/v1/projects", json={"name": "Project", **fields}, headers=owner.headers
-        )
+        response = await self.client.post("/api/v1/projects", json={"name": "Project", **fields}, headers=owner.headers)
         assert response.status_code == 201, response.text
         return dict(response.json())
 

@@ -22,17 +22,17 @@ T = TypeVar("T")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = get_settings()
+        logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
         return int(args.handler(settings, args) or 0)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except AppError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
-        for error in exc.errors or []:
-            print(f"  {error.get('msg')}", file=sys.stderr)
+        for message in {str(error.get("msg")) for error in exc.errors or []} - {exc.detail}:
+            print(f"  {message}", file=sys.stderr)
         return 1
 
 

@@ -47,7 +47,6 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
     database_echo: bool = False
     max_request_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    bulk_max_rows: int = Field(default=10_000, ge=1)
     public_base_url: str | None = Field(
         default=None, description="Absolute base URL used in Link headers when behind a proxy."
     )

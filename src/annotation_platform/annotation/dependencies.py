@@ -13,7 +13,7 @@ from annotation_platform.core.ids import path_id
 
 
 async def annotation_access(
-    annotation_id: Annotated[str, Path(max_length=64, description="Annotation id.")],
+    annotation_id: Annotated[str, Path(description="Annotation id.")],
     user: CurrentUser,
     session: SessionDep,
 ) -> AnnotationAccess:

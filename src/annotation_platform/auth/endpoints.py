@@ -34,11 +34,15 @@ router = APIRouter(prefix="/auth", tags=["auth"], route_class=ApiRoute)
     ),
 )
 async def register(body: UserRegister, session: SessionDep, settings: SettingsDep, response: Response) -> UserRead:
-    """Create an account. The password must have at least 10 characters, not contain the email, and not be common."""
+    """Create an account, then log in with `POST /auth/jwt/login`.
+
+    The password must be long enough (`PASSWORD_MIN_LENGTH`, 10 by default), must not contain the email or
+    username, and must not be a well-known password.
+    """
     user = await user_service.register(
         session, settings, email=body.email, password=body.password, username=body.username
     )
-    response.headers["Location"] = f"/api/v1/users/{user.id}"
+    response.headers["Location"] = "/api/v1/users/me"
     return UserRead.model_validate(user)
 
 

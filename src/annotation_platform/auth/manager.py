@@ -7,12 +7,16 @@ from typing import Any
 
 from fastapi_users import BaseUserManager, UUIDIDMixin
 from fastapi_users.exceptions import InvalidPasswordException
+from fastapi_users.password import PasswordHelper
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.auth.passwords import password_problems
-from annotation_platform.config import Settings
+from annotation_platform.config import Environment, Settings
 from annotation_platform.models import User
 
 
@@ -41,9 +45,21 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):  # type: ignore[typ
         await self.session.flush()
 
 
+_PASSWORD_HELPERS = {
+    # Argon2id with the library's defaults (64 MiB, 3 passes); bcrypt only verifies hashes imported from elsewhere.
+    "default": PasswordHelper(PasswordHash((Argon2Hasher(), BcryptHasher()))),
+    # The test suite registers hundreds of accounts: the same algorithm at its cheapest, never outside tests.
+    "test": PasswordHelper(PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8 * 1024, parallelism=1),))),
+}
+
+
+def password_helper_for(settings: Settings) -> PasswordHelper:
+    return _PASSWORD_HELPERS["test" if settings.environment is Environment.test else "default"]
+
+
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignore[type-var]
     def __init__(self, user_db: UserDatabase, settings: Settings) -> None:
-        super().__init__(user_db)
+        super().__init__(user_db, password_helper_for(settings))
         self.settings = settings
         secret = settings.resolved_secret_key()
         self.reset_password_token_secret = secret

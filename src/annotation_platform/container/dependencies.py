@@ -13,7 +13,7 @@ from annotation_platform.core.db import SessionDep
 from annotation_platform.core.ids import path_id
 from annotation_platform.project.permissions import Action
 
-ContainerIdPath = Annotated[str, Path(max_length=64, description="Container id.")]
+ContainerIdPath = Annotated[str, Path(description="Container id.")]
 
 
 def container_access(action: Action) -> Callable[..., Awaitable[ContainerAccess]]:

@@ -62,4 +62,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit runs when the endpoint returns, before the response is sent, so a client never
+# gets a 2xx for a write that then failed to commit (FastAPI's default scope would commit after sending).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +259,23 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     else:
         error = error_class(exc.detail if isinstance(exc.detail, str) else None)
     error.headers.update(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        error.headers["Allow"] = allowed
     return problem_response(request, error)
+
+
+_HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path; Starlette's own `Allow` names only the first route's."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    allowed = [
+        method
+        for method in _HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
 
 
 async def _on_integrity_error(request: Request, exc: Exception) -> Response:
@@ -270,7 +287,13 @@ async def _on_integrity_error(request: Request, exc: Exception) -> Response:
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    logger.error(
+        "unhandled error on %s %s request_id=%s",
+        request.method,
+        request.url.path,
+        request_id_of(request),
+        exc_info=exc,
+    )
     return problem_response(request, AppError("An unexpected error occurred."))
 
 

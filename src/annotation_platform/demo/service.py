@@ -96,7 +96,7 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> str:
         container = await session.get_one(Container, created.id)
         access = ContainerAccess(container=container, role=Role.owner)
         turns = _turns(rng, room, 24)
-        await item_service.bulk_create(session, access=access, items=turns, max_rows=settings.bulk_max_rows)
+        await item_service.bulk_create(session, access=access, items=turns)
         for annotator in ("ana", "joao"):
             rows = [
                 AnnotationBulkRow(item_external_id=turn.external_id, type="thread", data={"thread_id": thread})

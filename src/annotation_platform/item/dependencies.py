@@ -13,7 +13,7 @@ from annotation_platform.core.ids import path_id
 from annotation_platform.item.service import ItemAccess, item_service
 from annotation_platform.project.permissions import Action
 
-ItemIdPath = Annotated[str, Path(max_length=64, description="Item id.")]
+ItemIdPath = Annotated[str, Path(description="Item id.")]
 
 
 def item_access(action: Action) -> Callable[..., Awaitable[ItemAccess]]:

@@ -72,7 +72,6 @@ async def bulk_create_items(
     body: ItemBulkCreate,
     access: ContainerManager,
     session: SessionDep,
-    settings: SettingsDep,
     response: Response,
 ) -> ItemBulkRead:
     """Add up to 10,000 items at once, all or nothing.
@@ -80,7 +79,7 @@ async def bulk_create_items(
     Rows may name their parent by `parent_external_id`, including rows later in the same request. When any
     row is wrong nothing is written and the 422 lists every failing row by its index.
     """
-    items = await item_service.bulk_create(session, access=access, items=body.items, max_rows=settings.bulk_max_rows)
+    items = await item_service.bulk_create(session, access=access, items=body.items)
     response.headers["Location"] = f"/api/v1/containers/{access.container.id}/items"
     return ItemBulkRead(items=items)
 

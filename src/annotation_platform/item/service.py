@@ -96,13 +96,8 @@ class ItemService:
         return (await self._insert(session, access.container, rows))[0]
 
     async def bulk_create(
-        self, session: AsyncSession, *, access: ContainerAccess, items: list[ItemCreate], max_rows: int
+        self, session: AsyncSession, *, access: ContainerAccess, items: list[ItemCreate]
     ) -> list[ItemRead]:
-        if len(items) > max_rows:
-            raise ValidationFailed(
-                f"At most {max_rows} items per request.",
-                errors=[{"loc": ["body", "items"], "msg": f"at most {max_rows} items", "type": "too_long"}],
-            )
         rows, errors = await self._prepare(session, access.container, items)
         if errors:
             raise BulkRowsInvalid(
@@ -208,7 +203,7 @@ class ItemService:
                     )
             elif parent_id is not None and parent_id not in known_parent_ids:
                 errors.append(RowError(index, "parent_id", "Not an item of this container.", ParentNotFound))
-            item_id = batch_ids.get(data.external_id, uuid7())
+            item_id = batch_ids.get(data.external_id) or uuid7()
             if parent_id == item_id:
                 errors.append(
                     RowError(index, "parent_external_id", "An item cannot be its own parent.", ParentNotFound)
@@ -231,7 +226,8 @@ class ItemService:
 
     async def _insert(self, session: AsyncSession, container: Container, rows: list[dict[str, Any]]) -> list[ItemRead]:
         await container_repository.add_to_item_count(session, container.id, len(rows))
-        next_sequence = (await item_repository.max_sequence(session, container.id) or -1) + 1
+        last_sequence = await item_repository.max_sequence(session, container.id)
+        next_sequence = 0 if last_sequence is None else last_sequence + 1
         for row in rows:
             if row["sequence"] is None:
                 row["sequence"] = next_sequence

@@ -26,7 +26,7 @@ from annotation_platform.project.dependencies import ProjectReader
 
 router = APIRouter(prefix="/projects/{project_id}/members", tags=["members"], route_class=ApiRoute)
 
-UserIdPath = Annotated[str, Path(max_length=64, description="User id.")]
+UserIdPath = Annotated[str, Path(description="User id.")]
 
 
 @router.get(
@@ -41,6 +41,17 @@ async def list_members(
     """The project's members and their roles."""
     members, cursor, total = await member_service.page(session, access=access, params=page)
     return page_response(request, members, cursor, total, settings.public_base_url)
+
+
+@router.get(
+    "/{user_id}",
+    operation_id="getMember",
+    response_model=MemberRead,
+    responses=problem_responses(NotAuthenticated, NotFound),
+)
+async def get_member(user_id: UserIdPath, access: ProjectReader, session: SessionDep) -> MemberRead:
+    """One member of the project and their role."""
+    return await member_service.get(session, access=access, user_id=path_id(user_id, "member"))
 
 
 @router.put(

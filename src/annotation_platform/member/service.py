@@ -38,16 +38,26 @@ class MemberService:
         total = await member_repository.count(session, project_id) if params.include_total else None
         return [_to_read(row) for row in rows], cursor, total
 
+    async def get(self, session: AsyncSession, *, access: ProjectAccess, user_id: uuid.UUID) -> MemberRead:
+        row = await member_repository.get_row(session, access.project.id, user_id)
+        if row is None:
+            raise NotFound("No such member.")
+        return _to_read(row)
+
     async def put(
         self, session: AsyncSession, *, access: ProjectAccess, user_id: uuid.UUID, role: Role
     ) -> tuple[MemberRead, bool]:
-        """Add the user with this role or change their role; True when the membership is new."""
-        user = await user_repository.get(session, user_id)
-        if user is None or not user.is_active:
-            raise NotFound("No such user.")
+        """Add the user with this role or change their role; True when the membership is new.
+
+        Permission is checked before the user is looked up, so a member who may not manage members cannot
+        learn which user ids exist.
+        """
         membership = await member_repository.get(session, access.project.id, user_id)
         current = Role(membership.role) if membership else None
         self._check_may_assign(access, current=current, new=role)
+        user = await user_repository.get(session, user_id)
+        if user is None or not user.is_active:
+            raise NotFound("No such user.")
         if membership is None:
             membership = Membership(project_id=access.project.id, user_id=user_id, role=role)
             await member_repository.add(session, membership)

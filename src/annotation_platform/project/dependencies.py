@@ -13,7 +13,7 @@ from annotation_platform.core.ids import path_id
 from annotation_platform.project.permissions import Action
 from annotation_platform.project.service import ProjectAccess, project_service
 
-ProjectIdPath = Annotated[str, Path(max_length=64, description="Project id.")]
+ProjectIdPath = Annotated[str, Path(description="Project id.")]
 
 
 def project_access(action: Action) -> Callable[..., Awaitable[ProjectAccess]]:

@@ -7,10 +7,9 @@ import uuid
 from typing import Any
 
 from fastapi_users.exceptions import InvalidPasswordException
-from fastapi_users.password import PasswordHelper
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from annotation_platform.auth.manager import user_manager_for
+from annotation_platform.auth.manager import password_helper_for, user_manager_for
 from annotation_platform.config import Settings
 from annotation_platform.core.errors import Conflict, NotFound, ValidationFailed
 from annotation_platform.core.pagination import PageParams
@@ -18,8 +17,6 @@ from annotation_platform.member.service import LastOwner
 from annotation_platform.models import User
 from annotation_platform.user.repository import user_repository
 from annotation_platform.user.schemas import UserAdminUpdate, UserUpdateMe
-
-_password_helper = PasswordHelper()
 
 
 class EmailTaken(Conflict):
@@ -85,7 +82,9 @@ class UserService:
 
     async def update_me(self, session: AsyncSession, settings: Settings, *, user: User, data: UserUpdateMe) -> User:
         changes = data.model_dump(exclude_unset=True, exclude={"current_password"})
-        if ("email" in changes or "password" in changes) and not self._password_matches(user, data.current_password):
+        if ("email" in changes or "password" in changes) and not self._password_matches(
+            settings, user, data.current_password
+        ):
             raise WrongCurrentPassword(
                 errors=[
                     {
@@ -156,10 +155,10 @@ class UserService:
                 reason, errors=[{"loc": ["body", "password"], "msg": reason, "type": "password_policy"}]
             ) from exc
 
-    def _password_matches(self, user: User, password: str | None) -> bool:
+    def _password_matches(self, settings: Settings, user: User, password: str | None) -> bool:
         if not password:
             return False
-        verified, _ = _password_helper.verify_and_update(password, user.hashed_password)
+        verified, _ = password_helper_for(settings).verify_and_update(password, user.hashed_password)
         return verified
 
     async def _free_username(self, session: AsyncSession, base: str) -> str:

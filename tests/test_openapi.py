@@ -1,0 +1,201 @@
+"""The OpenAPI document generated clients are built from, and the documentation pages that must work offline."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from annotation_platform.main import create_app
+from tests.conftest import make_settings
+
+PROBLEM = "application/problem+json"
+PROBLEM_REF = "#/components/schemas/Problem"
+CAMEL_CASE = re.compile(r"^[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*$")
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+# API.md's tables for issue 2: auth, users, projects, members, containers, items, annotations.
+EXPECTED_OPERATIONS = [
+    ("post", "/api/v1/auth/register"),
+    ("post", "/api/v1/auth/jwt/login"),
+    ("post", "/api/v1/auth/jwt/logout"),
+    ("get", "/api/v1/users/me"),
+    ("patch", "/api/v1/users/me"),
+    ("get", "/api/v1/users"),
+    ("get", "/api/v1/users/{user_id}"),
+    ("patch", "/api/v1/users/{user_id}"),
+    ("delete", "/api/v1/users/{user_id}"),
+    ("get", "/api/v1/projects"),
+    ("post", "/api/v1/projects"),
+    ("get", "/api/v1/projects/{project_id}"),
+    ("patch", "/api/v1/projects/{project_id}"),
+    ("delete", "/api/v1/projects/{project_id}"),
+    ("get", "/api/v1/projects/{project_id}/members"),
+    ("put", "/api/v1/projects/{project_id}/members/{user_id}"),
+    ("delete", "/api/v1/projects/{project_id}/members/{user_id}"),
+    ("get", "/api/v1/projects/{project_id}/containers"),
+    ("post", "/api/v1/projects/{project_id}/containers"),
+    ("get", "/api/v1/containers/{container_id}"),
+    ("patch", "/api/v1/containers/{container_id}"),
+    ("delete", "/api/v1/containers/{container_id}"),
+    ("get", "/api/v1/containers/{container_id}/items"),
+    ("post", "/api/v1/containers/{container_id}/items"),
+    ("post", "/api/v1/containers/{container_id}/items/bulk"),
+    ("get", "/api/v1/items/{item_id}"),
+    ("patch", "/api/v1/items/{item_id}"),
+    ("delete", "/api/v1/items/{item_id}"),
+    ("get", "/api/v1/items/{item_id}/annotations"),
+    ("post", "/api/v1/items/{item_id}/annotations"),
+    ("get", "/api/v1/containers/{container_id}/annotations"),
+    ("post", "/api/v1/containers/{container_id}/annotations/bulk"),
+    ("get", "/api/v1/annotations/{annotation_id}"),
+    ("patch", "/api/v1/annotations/{annotation_id}"),
+    ("delete", "/api/v1/annotations/{annotation_id}"),
+    ("get", "/health/live"),
+    ("get", "/health/ready"),
+]
+
+
+@pytest.fixture(scope="module")
+async def docs_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
+    """An app of its own: the document does not depend on the database, so these tests run once."""
+    data = tmp_path_factory.mktemp("openapi")
+    application = create_app(make_settings(f"sqlite+aiosqlite:///{data / 'unused.db'}", data))
+    yield application
+    await application.state.engine.dispose()
+
+
+@pytest.fixture
+async def http(docs_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=docs_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+async def schema(http: httpx.AsyncClient) -> dict[str, Any]:
+    response = await http.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    return dict(response.json())
+
+
+def api_operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, operation)
+        for path, item in schema["paths"].items()
+        if path.startswith("/api/v1/")
+        for method, operation in item.items()
+        if method in METHODS
+    ]
+
+
+def resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        name = node["$ref"].removeprefix("#/components/schemas/")
+        node = schema["components"]["schemas"][name]
+    return node
+
+
+async def test_the_document_loads(schema: dict[str, Any]) -> None:
+    assert schema["openapi"].startswith("3.")
+    assert schema["info"]["title"]
+    assert schema["info"]["version"]
+    assert len(api_operations(schema)) >= len(EXPECTED_OPERATIONS) - 2
+
+
+async def test_every_operation_in_api_md_exists(schema: dict[str, Any]) -> None:
+    missing = [(method, path) for method, path in EXPECTED_OPERATIONS if method not in schema["paths"].get(path, {})]
+    assert missing == []
+
+
+async def test_operations_have_unique_camel_case_ids_tags_and_text(schema: dict[str, Any]) -> None:
+    declared_tags = {tag["name"] for tag in schema.get("tags", [])}
+    ids: list[str] = []
+    for method, path, operation in api_operations(schema):
+        where = f"{method.upper()} {path}"
+        operation_id = operation.get("operationId", "")
+        assert CAMEL_CASE.match(operation_id), (where, operation_id)
+        ids.append(operation_id)
+        assert operation.get("tags"), where
+        assert set(operation["tags"]) <= declared_tags, (where, operation["tags"])
+        assert operation.get("summary"), where
+        # FastAPI derives a summary from the function name; a description has to be written by someone.
+        assert operation.get("description", "").strip(), where
+    duplicates = sorted({operation_id for operation_id in ids if ids.count(operation_id) > 1})
+    assert duplicates == []
+    assert {"createAnnotation", "listProjects"} <= set(ids)
+
+
+async def test_every_error_response_is_a_problem_document(schema: dict[str, Any]) -> None:
+    problem_schema = schema["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail", "code", "instance"} <= set(problem_schema["required"])
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for method, path, operation in api_operations(schema):
+        errors = {status: response for status, response in operation["responses"].items() if not status.startswith("2")}
+        assert errors, f"{method.upper()} {path} documents no error"
+        for status, response in errors.items():
+            where = f"{method.upper()} {path} {status}"
+            assert status.isdigit(), where
+            assert response.get("description"), where
+            assert set(response.get("content", {})) == {PROBLEM}, (where, response.get("content"))
+            assert response["content"][PROBLEM]["schema"] == {"$ref": PROBLEM_REF}, where
+
+
+async def test_the_errors_each_operation_can_answer_are_documented(schema: dict[str, Any]) -> None:
+    for method, path, operation in api_operations(schema):
+        where, statuses = f"{method.upper()} {path}", set(operation["responses"])
+        if operation.get("security"):
+            assert "401" in statuses, where
+        if "{" in path:
+            assert "404" in statuses, where
+        if "requestBody" in operation:
+            assert {"415", "422"} <= statuses, where
+        if operation["operationId"].startswith("list"):
+            assert {"400", "422"} <= statuses, where
+    annotation = schema["paths"]["/api/v1/annotations/{annotation_id}"]
+    assert "412" in annotation["patch"]["responses"]
+    assert "412" in annotation["delete"]["responses"]
+    assert "ETag" in annotation["get"]["responses"]["200"].get("headers", {})
+
+
+async def test_list_operations_are_cursor_paginated(schema: dict[str, Any]) -> None:
+    lists = 0
+    for method, path, operation in api_operations(schema):
+        ok = operation["responses"].get("200", {}).get("content", {}).get("application/json", {}).get("schema", {})
+        returns_page = {"items", "next_cursor"} <= set(resolve(schema, ok).get("properties", {})) if ok else False
+        named_list = operation["operationId"].startswith("list")
+        assert returns_page == named_list, f"{method.upper()} {path}"
+        if not returns_page:
+            continue
+        lists += 1
+        query = {param["name"]: param for param in operation.get("parameters", []) if param["in"] == "query"}
+        assert {"limit", "cursor", "include_total"} <= set(query), f"{method.upper()} {path}"
+        limit = query["limit"]["schema"]
+        assert (limit.get("minimum"), limit.get("maximum"), limit.get("default")) == (1, 500, 50)
+    assert lists >= 7
+
+
+async def test_docs_pages_use_only_local_assets(http: httpx.AsyncClient) -> None:
+    for page in ("/docs", "/redoc"):
+        response = await http.get(page)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        html = response.text
+        assert "/openapi.json" in html
+        urls = re.findall(r"""<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*["']([^"']+)["']""", html, flags=re.I)
+        assert any(url.endswith(".js") for url in urls), (page, urls)
+        for url in urls:
+            assert not re.match(r"^(?:[a-z]+:)?//", url, flags=re.I), (page, url)
+            asset = await http.get(url)
+            assert asset.status_code == 200, (page, url)
+            assert asset.content
+        assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html, flags=re.I), page
+        assert "cdn.jsdelivr.net" not in html
+        assert "fonts.googleapis.com" not in html
+    redirect = await http.get("/docs/oauth2-redirect")
+    assert redirect.status_code == 200
