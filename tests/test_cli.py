@@ -70,7 +70,7 @@ def cli_env(data_dir: Path, **overrides: str | None) -> dict[str, str]:
 def run_cli(
     data_dir: Path, *args: str, timeout: float = COMMAND_TIMEOUT, **env: str | None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own command
+    return subprocess.run(
         [sys.executable, "-m", "annotation_platform", *args],
         cwd=REPO,
         env=cli_env(data_dir, **env),
@@ -113,7 +113,7 @@ def row_counts(database: Path) -> dict[str, int]:
     counts = {}
     with sqlite3.connect(database) as connection:
         for table in Base.metadata.tables:
-            counts[table] = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+            counts[table] = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     connection.close()
     return counts
 

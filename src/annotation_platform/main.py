@@ -14,6 +14,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
 
 from annotation_platform import __version__
 from annotation_platform.annotation.endpoints import router as annotation_router
@@ -70,11 +71,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings = settings.model_copy(update={"secret_key": settings.resolved_secret_key()})
     engine = create_engine(settings)
+    redis = (
+        Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1) if settings.redis_url else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await engine.dispose()
+        if redis is not None:
+            await redis.aclose()
 
     app = FastAPI(
         title="annotation-platform",
@@ -87,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.redis = redis
     app.state.sessionmaker = create_sessionmaker(engine)
     try:
         app.state.migration_heads = head_revisions()

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from annotation_platform.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import in_ci, make_settings
 
 
 @asynccontextmanager
-async def app_on(database_url: str, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(make_settings(database_url, data_dir))
+async def app_on(database_url: str, data_dir: Path, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    application = create_app(make_settings(database_url, data_dir, **settings))
     transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http
     finally:
         await application.state.engine.dispose()
+        if application.state.redis is not None:
+            await application.state.redis.aclose()
 
 
 async def test_live(client: httpx.AsyncClient) -> None:
@@ -80,3 +85,27 @@ async def test_not_ready_when_the_database_is_down(tmp_path: Path) -> None:
         live = await http.get("/health/live")
         assert live.status_code == 200
         assert live.json()["status"] == "ok"
+
+
+async def test_ready_checks_redis_when_configured(database_url: str, tmp_path: Path) -> None:
+    """Redis is this machine's shared server (never stopped by a test); the outage is a dead port."""
+    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    async with app_on(database_url, tmp_path, redis_url=redis_url) as http:
+        response = await http.get("/health/ready")
+        redis_check = response.json()["checks"]["redis"]
+        if redis_check["status"] != "ok" and not in_ci():
+            pytest.skip(f"Redis not reachable at {redis_url}; set TEST_REDIS_URL")
+        assert response.status_code == 200, response.text
+        assert redis_check["status"] == "ok"
+
+    async with app_on(database_url, tmp_path, redis_url="redis://127.0.0.1:1/0") as http:
+        response = await http.get("/health/ready")
+        assert response.status_code == 503, response.text
+        body = response.json()
+        assert body["checks"]["redis"]["status"] == "failing"
+        assert body["checks"]["database"]["status"] == "ok"
+        assert (await http.get("/health/live")).status_code == 200
+
+
+async def test_ready_has_no_redis_check_in_embedded_mode(client: httpx.AsyncClient) -> None:
+    assert "redis" not in (await client.get("/health/ready")).json()["checks"]

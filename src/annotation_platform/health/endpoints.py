@@ -6,6 +6,8 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -38,7 +40,7 @@ async def live() -> Health:
     responses={503: {"model": Health, "description": "A dependency is failing; `checks` names it."}},
 )
 async def ready(request: Request) -> Response:
-    """Ready to serve: the database answers and is migrated to the code's revision."""
+    """Ready to serve: the database answers and is migrated to the code's revision; Redis answers if configured."""
     engine: AsyncEngine = request.app.state.engine
     expected: set[str] | None = request.app.state.migration_heads
     checks: dict[str, Check] = {}
@@ -65,9 +67,21 @@ async def ready(request: Request) -> Response:
     except Exception as exc:
         name = "migrations" if "database" in checks else "database"
         checks[name] = Check(status="failing", latency_ms=_since(started), detail=type(exc).__name__)
+    redis: Redis | None = request.app.state.redis
+    if redis is not None:
+        checks["redis"] = await _check_redis(redis)
     failing = any(check.status == "failing" for check in checks.values())
     body = Health(status="failing" if failing else "ok", checks=checks)
     return Response(body.model_dump_json(), status_code=503 if failing else 200, media_type="application/json")
+
+
+async def _check_redis(redis: Redis) -> Check:
+    started = time.perf_counter()
+    try:
+        await redis.ping()
+    except (RedisError, OSError) as exc:
+        return Check(status="failing", latency_ms=_since(started), detail=type(exc).__name__)
+    return Check(status="ok", latency_ms=_since(started))
 
 
 def _since(started: float) -> float:
