@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-sqlite test-postgres lint format typecheck migration migrations-check lock ci clean
+.PHONY: help run test test-sqlite test-postgres lint format migration migrations-check bench-core lock ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -47,6 +47,9 @@ migration: $(BIN)/.dev ## new migration from the models: make migration m="what 
 
 migrations-check: $(BIN)/.dev ## one head, up/down/up round trip, models match migrations
 	$(BIN)/pytest tests/migrations -q
+
+bench-core: $(BIN)/.dev ## bulk inserts and item pages on PostgreSQL (BENCH_DATABASE_URL, BENCH_ITEMS); prints figures
+	$(BIN)/python benchmarks/core_api.py
 
 lock: ## re-pin requirements*.lock from pyproject.toml
 	$(PYTHON) -m venv /tmp/annotation-platform-lock && /tmp/annotation-platform-lock/bin/pip install --quiet pip-tools

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, String, Uuid, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
+from annotation_platform.core.sql import rows_where_in
 from annotation_platform.models import Annotation, Container, Item, Membership, User
 
 
@@ -70,19 +71,13 @@ class AnnotationRepository:
         self, session: AsyncSession, container_id: uuid.UUID, *, ids: list[uuid.UUID], external_ids: list[str]
     ) -> tuple[dict[uuid.UUID, int], dict[str, tuple[uuid.UUID, int]]]:
         """Content lengths of the referenced items of this container, by id and by external id."""
-        by_id: dict[uuid.UUID, int] = {}
-        by_external_id: dict[str, tuple[uuid.UUID, int]] = {}
         length = func.length(Item.content)
-        for start in range(0, max(len(ids), len(external_ids)), 1000):
-            id_chunk, external_chunk = ids[start : start + 1000], external_ids[start : start + 1000]
-            if id_chunk:
-                statement = select(Item.id, length).where(Item.container_id == container_id, Item.id.in_(id_chunk))
-                by_id.update({row[0]: row[1] for row in await session.execute(statement)})
-            if external_chunk:
-                statement = select(Item.external_id, Item.id, length).where(
-                    Item.container_id == container_id, Item.external_id.in_(external_chunk)
-                )
-                by_external_id.update({row[0]: (row[1], row[2]) for row in await session.execute(statement)})
+        statement = select(Item.id, Item.external_id, length).where(Item.container_id == container_id)
+        by_id = {row[0]: row[2] for row in await rows_where_in(session, statement, Item.id, list(set(ids)), Uuid())}
+        by_external_id = {
+            row[1]: (row[0], row[2])
+            for row in await rows_where_in(session, statement, Item.external_id, list(set(external_ids)), String())
+        }
         return by_id, by_external_id
 
     async def content_length(self, session: AsyncSession, item_id: uuid.UUID) -> int:

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, String, Uuid, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
+from annotation_platform.core.sql import rows_where_in
 from annotation_platform.models import Annotation, Container, Item, Membership, User
-
-LOOKUP_CHUNK = 1000
-
-
-def _chunks(values: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 class ItemRepository:
@@ -47,22 +41,16 @@ class ItemRepository:
     async def ids_by_external_id(
         self, session: AsyncSession, container_id: uuid.UUID, external_ids: Sequence[str]
     ) -> dict[str, uuid.UUID]:
-        found: dict[str, uuid.UUID] = {}
-        for chunk in _chunks(list(dict.fromkeys(external_ids))):
-            statement = select(Item.external_id, Item.id).where(
-                Item.container_id == container_id, Item.external_id.in_(chunk)
-            )
-            found.update({row.external_id: row.id for row in await session.execute(statement)})
-        return found
+        statement = select(Item.external_id, Item.id).where(Item.container_id == container_id)
+        rows = await rows_where_in(session, statement, Item.external_id, list(dict.fromkeys(external_ids)), String())
+        return {row.external_id: row.id for row in rows}
 
     async def existing_ids(
         self, session: AsyncSession, container_id: uuid.UUID, item_ids: Sequence[uuid.UUID]
     ) -> set[uuid.UUID]:
-        found: set[uuid.UUID] = set()
-        for chunk in _chunks(list(dict.fromkeys(item_ids))):
-            statement = select(Item.id).where(Item.container_id == container_id, Item.id.in_(chunk))
-            found.update((await session.execute(statement)).scalars())
-        return found
+        statement = select(Item.id).where(Item.container_id == container_id)
+        rows = await rows_where_in(session, statement, Item.id, list(dict.fromkeys(item_ids)), Uuid())
+        return {row.id for row in rows}
 
     async def max_sequence(self, session: AsyncSession, container_id: uuid.UUID) -> int | None:
         statement = select(func.max(Item.sequence)).where(Item.container_id == container_id)
