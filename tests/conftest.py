@@ -14,6 +14,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,19 @@ async def empty_all_tables(engine: AsyncEngine) -> None:
         else:
             for table in tables:
                 await connection.execute(text(f"DELETE FROM {table}"))
+
+
+@asynccontextmanager
+async def serve(application: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on an app a test built for itself, whose connections are closed afterwards."""
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+    finally:
+        await application.state.engine.dispose()
+        if application.state.redis is not None:
+            await application.state.redis.aclose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -18,19 +17,9 @@ from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import AppError
 from annotation_platform.main import create_app
 from annotation_platform.models import User
-from tests.conftest import PASSWORD, make_settings, problem
+from tests.conftest import PASSWORD, make_settings, problem, serve
 
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-@asynccontextmanager
-async def serve(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
-    finally:
-        await application.state.engine.dispose()
 
 
 def failing_app(settings: Settings) -> FastAPI:

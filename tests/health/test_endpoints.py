@@ -13,20 +13,13 @@ import httpx
 import pytest
 
 from annotation_platform.main import create_app
-from tests.conftest import in_ci, make_settings
+from tests.conftest import in_ci, make_settings, serve
 
 
 @asynccontextmanager
 async def app_on(database_url: str, data_dir: Path, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(make_settings(database_url, data_dir, **settings))
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
-    finally:
-        await application.state.engine.dispose()
-        if application.state.redis is not None:
-            await application.state.redis.aclose()
+    async with serve(create_app(make_settings(database_url, data_dir, **settings))) as http:
+        yield http
 
 
 async def test_live(client: httpx.AsyncClient) -> None:

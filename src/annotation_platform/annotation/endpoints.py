@@ -24,14 +24,12 @@ from annotation_platform.config import SettingsDep
 from annotation_platform.container.dependencies import ContainerAnnotator, ContainerReader
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
+    BODY_ERRORS,
+    LIST_ERRORS,
     Forbidden,
-    InvalidCursor,
-    MalformedJson,
     NotAuthenticated,
     NotFound,
     PreconditionFailed,
-    UnsupportedMediaType,
-    ValidationFailed,
     problem_responses,
 )
 from annotation_platform.core.ids import parse_uuid
@@ -43,8 +41,7 @@ from annotation_platform.item.service import BulkRowsInvalid
 
 router = APIRouter(tags=["annotations"], route_class=ApiRoute)
 
-_BODY_ERRORS = (ValidationFailed, OffsetsOutOfRange, MalformedJson, UnsupportedMediaType)
-_LIST_ERRORS = (NotAuthenticated, NotFound, InvalidCursor, ValidationFailed)
+_BODY_ERRORS = (*BODY_ERRORS, OffsetsOutOfRange)
 
 TypeFilter = Annotated[TypeSlug | None, Query(description="Only annotations of this type.")]
 AuthorFilter = Annotated[str | None, Query(max_length=64, description="Only annotations by this user id.")]
@@ -89,7 +86,7 @@ async def _page(
     "/items/{item_id}/annotations",
     operation_id="listItemAnnotations",
     response_model=Page[AnnotationRead],
-    responses=problem_responses(*_LIST_ERRORS),
+    responses=problem_responses(*LIST_ERRORS),
 )
 async def list_item_annotations(
     request: Request,
@@ -125,7 +122,7 @@ async def create_annotation(
     "/containers/{container_id}/annotations",
     operation_id="listContainerAnnotations",
     response_model=Page[AnnotationRead],
-    responses=problem_responses(*_LIST_ERRORS),
+    responses=problem_responses(*LIST_ERRORS),
 )
 async def list_container_annotations(
     request: Request,

@@ -11,7 +11,7 @@ from annotation_platform.auth.service import InvalidCredentials, auth_service
 from annotation_platform.config import SettingsDep
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
-    MalformedJson,
+    BODY_ERRORS,
     NotAuthenticated,
     UnsupportedMediaType,
     ValidationFailed,
@@ -29,9 +29,7 @@ router = APIRouter(prefix="/auth", tags=["auth"], route_class=ApiRoute)
     operation_id="register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    responses=problem_responses(
-        EmailTaken, UsernameTaken, InvalidPassword, ValidationFailed, MalformedJson, UnsupportedMediaType
-    ),
+    responses=problem_responses(EmailTaken, UsernameTaken, InvalidPassword, *BODY_ERRORS),
 )
 async def register(body: UserRegister, session: SessionDep, settings: SettingsDep, response: Response) -> UserRead:
     """Create an account, then log in with `POST /auth/jwt/login`.

@@ -8,13 +8,11 @@ from annotation_platform.container.schemas import ContainerCreate, ContainerRead
 from annotation_platform.container.service import ContainerNameTaken, InvalidItemSchema, container_service
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
+    BODY_ERRORS,
+    LIST_ERRORS,
     Forbidden,
-    InvalidCursor,
-    MalformedJson,
     NotAuthenticated,
     NotFound,
-    UnsupportedMediaType,
-    ValidationFailed,
     problem_responses,
 )
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
@@ -23,14 +21,14 @@ from annotation_platform.project.dependencies import ProjectManager, ProjectRead
 
 router = APIRouter(tags=["containers"], route_class=ApiRoute)
 
-_BODY_ERRORS = (ValidationFailed, InvalidItemSchema, MalformedJson, UnsupportedMediaType)
+_BODY_ERRORS = (*BODY_ERRORS, InvalidItemSchema)
 
 
 @router.get(
     "/projects/{project_id}/containers",
     operation_id="listContainers",
     response_model=Page[ContainerRead],
-    responses=problem_responses(NotAuthenticated, NotFound, InvalidCursor, ValidationFailed),
+    responses=problem_responses(*LIST_ERRORS),
 )
 async def list_containers(
     request: Request, access: ProjectReader, session: SessionDep, settings: SettingsDep, page: PageParamsDep

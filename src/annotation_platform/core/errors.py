@@ -339,3 +339,10 @@ def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]
             },
         }
     return responses
+
+
+BODY_ERRORS: tuple[type[AppError], ...] = (ValidationFailed, MalformedJson, UnsupportedMediaType)
+"""What any operation with a JSON body may answer when the body is wrong."""
+
+LIST_ERRORS: tuple[type[AppError], ...] = (NotAuthenticated, NotFound, InvalidCursor, ValidationFailed)
+"""What a list inside a project may answer."""

@@ -6,13 +6,11 @@ from annotation_platform.config import SettingsDep
 from annotation_platform.container.dependencies import ContainerManager, ContainerReader
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
+    BODY_ERRORS,
+    LIST_ERRORS,
     Forbidden,
-    InvalidCursor,
-    MalformedJson,
     NotAuthenticated,
     NotFound,
-    UnsupportedMediaType,
-    ValidationFailed,
     problem_responses,
 )
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
@@ -30,14 +28,14 @@ from annotation_platform.item.service import (
 
 router = APIRouter(tags=["items"], route_class=ApiRoute)
 
-_BODY_ERRORS = (ValidationFailed, MetadataInvalid, ParentNotFound, MalformedJson, UnsupportedMediaType)
+_BODY_ERRORS = (*BODY_ERRORS, MetadataInvalid, ParentNotFound)
 
 
 @router.get(
     "/containers/{container_id}/items",
     operation_id="listItems",
     response_model=Page[ItemRead],
-    responses=problem_responses(NotAuthenticated, NotFound, InvalidCursor, ValidationFailed),
+    responses=problem_responses(*LIST_ERRORS),
 )
 async def list_items(
     request: Request, access: ContainerReader, session: SessionDep, settings: SettingsDep, page: PageParamsDep

@@ -8,8 +8,8 @@ from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.config import SettingsDep
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
+    LIST_ERRORS,
     Forbidden,
-    InvalidCursor,
     MalformedJson,
     NotAuthenticated,
     NotFound,
@@ -33,7 +33,7 @@ UserIdPath = Annotated[str, Path(description="User id.")]
     "",
     operation_id="listMembers",
     response_model=Page[MemberRead],
-    responses=problem_responses(NotAuthenticated, NotFound, InvalidCursor, ValidationFailed),
+    responses=problem_responses(*LIST_ERRORS),
 )
 async def list_members(
     request: Request, access: ProjectReader, session: SessionDep, settings: SettingsDep, page: PageParamsDep

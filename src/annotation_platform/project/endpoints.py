@@ -6,12 +6,11 @@ from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.config import SettingsDep
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
+    BODY_ERRORS,
     Forbidden,
     InvalidCursor,
-    MalformedJson,
     NotAuthenticated,
     NotFound,
-    UnsupportedMediaType,
     ValidationFailed,
     problem_responses,
 )
@@ -22,8 +21,6 @@ from annotation_platform.project.schemas import ProjectCreate, ProjectRead, Proj
 from annotation_platform.project.service import project_service
 
 router = APIRouter(prefix="/projects", tags=["projects"], route_class=ApiRoute)
-
-_BODY_ERRORS = (ValidationFailed, MalformedJson, UnsupportedMediaType)
 
 
 @router.get(
@@ -45,7 +42,7 @@ async def list_projects(
     operation_id="createProject",
     status_code=status.HTTP_201_CREATED,
     response_model=ProjectRead,
-    responses=problem_responses(NotAuthenticated, *_BODY_ERRORS),
+    responses=problem_responses(NotAuthenticated, *BODY_ERRORS),
 )
 async def create_project(
     body: ProjectCreate, user: CurrentUser, session: SessionDep, response: Response
@@ -71,7 +68,7 @@ async def get_project(access: ProjectReader) -> ProjectRead:
     "/{project_id}",
     operation_id="updateProject",
     response_model=ProjectRead,
-    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, *_BODY_ERRORS),
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, *BODY_ERRORS),
 )
 async def update_project(body: ProjectUpdate, access: ProjectManager, session: SessionDep) -> ProjectRead:
     """Change a project's name, description, type or settings (managers and owners)."""

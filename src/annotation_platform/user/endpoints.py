@@ -6,12 +6,12 @@ from annotation_platform.auth.dependencies import CurrentUser, Superuser
 from annotation_platform.config import SettingsDep
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
+    BODY_ERRORS,
+    AppError,
     Forbidden,
     InvalidCursor,
-    MalformedJson,
     NotAuthenticated,
     NotFound,
-    UnsupportedMediaType,
     ValidationFailed,
     problem_responses,
 )
@@ -30,14 +30,7 @@ from annotation_platform.user.service import (
 
 router = APIRouter(prefix="/users", tags=["users"], route_class=ApiRoute)
 
-_WRITE_ERRORS = (
-    EmailTaken,
-    UsernameTaken,
-    InvalidPassword,
-    ValidationFailed,
-    MalformedJson,
-    UnsupportedMediaType,
-)
+_WRITE_ERRORS: tuple[type[AppError], ...] = (EmailTaken, UsernameTaken, InvalidPassword, *BODY_ERRORS)
 
 
 @router.get("/me", operation_id="getMe", response_model=UserRead, responses=problem_responses(NotAuthenticated))
