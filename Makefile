@@ -28,10 +28,10 @@ test: $(BIN)/.dev ## the whole suite, on SQLite and (when reachable) PostgreSQL
 	$(BIN)/pytest
 
 test-sqlite: $(BIN)/.dev ## the suite on SQLite only
-	$(BIN)/pytest -m "not postgres_only" --backend sqlite
+	$(BIN)/pytest --backend sqlite
 
 test-postgres: $(BIN)/.dev ## the suite on PostgreSQL only
-	$(BIN)/pytest -m "not sqlite_only" --backend postgresql
+	$(BIN)/pytest --backend postgresql
 
 lint: $(BIN)/.dev ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
