@@ -3,11 +3,14 @@ response, and the error reference that explains every code."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,6 +22,7 @@ from annotation_platform.main import create_app
 from annotation_platform.models import User
 from tests.conftest import PASSWORD, make_settings, problem, serve
 
+PRIVATE_EMAIL = "-".join(("someone", "private")) + "@example.org"  # not in the source, so not in tracebacks
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -33,6 +37,11 @@ def failing_app(settings: Settings) -> FastAPI:
     @application.get("/boom-sql")
     async def boom_sql(session: SessionDep) -> None:
         await session.execute(text("SELECT secret_column FROM secret_table WHERE password = 'hunter2'"))
+
+    @application.get("/boom-sql-with-values")
+    async def boom_sql_with_values(session: SessionDep) -> None:
+        statement = text("SELECT missing_column FROM users WHERE email = :email")
+        await session.execute(statement, {"email": PRIVATE_EMAIL})
 
     return application
 
@@ -199,3 +208,46 @@ async def test_the_error_reference_lists_every_code(client: httpx.AsyncClient) -
         assert f"<td>{error.status}</td>" in response.text
     body = problem(await client.get("/nowhere"), 404, "not_found")
     assert body["type"].split("#")[0] == "/errors"
+
+
+async def test_text_the_database_cannot_store_is_refused_not_a_server_error(api: Any) -> None:
+    """NUL characters and lone surrogates are valid JSON escapes that PostgreSQL refuses to store."""
+    owner = await api.user("owner")
+    headers = {**owner.headers, "Content-Type": "application/json"}
+    for body, status in [
+        (b'{"name": "a\\u0000b"}', 422),
+        (b'{"name": "ok", "settings": {"k": "a\\u0000"}}', 422),
+        (b'{"name": "ok", "settings": {"a\\u0000": 1}}', 422),
+        (b'{"name": "ok", "description": "x\\u0000y"}', 422),
+        (b'{"name": "\\ud800"}', 400),
+        (b'{"name": "ok", "settings": {"k": "\\udfff"}}', 400),
+    ]:
+        response = await api.client.post("/api/v1/projects", content=body, headers=headers)
+        problem(response, status)
+    assert (await api.client.get("/api/v1/projects", headers=owner.headers)).json()["items"] == []
+
+    project = await api.project(owner)
+    container = await api.container(project, owner)
+    bulk = b'{"items": [{"external_id": "t1", "content": "fine"}, {"external_id": "t2", "content": "bad\\u0000"}]}'
+    response = await api.client.post(f"/api/v1/containers/{container['id']}/items/bulk", content=bulk, headers=headers)
+    problem(response, 422)
+    items = await api.client.get(f"/api/v1/containers/{container['id']}/items", headers=owner.headers)
+    assert items.json()["items"] == []
+
+    login = await api.client.post("/api/v1/auth/jwt/login", data={"username": "owner\x00@example.org", "password": "x"})
+    assert 400 <= login.status_code < 500, login.text
+
+
+async def test_logs_carry_no_request_values(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A statement that fails is logged with its SQL but without its bound values (emails, annotation text)."""
+    caplog.set_level(logging.DEBUG)
+    async with serve(failing_app(settings)) as http:
+        problem(await http.get("/boom-sql-with-values"), 500, "internal_error")
+        await http.post(
+            "/api/v1/auth/jwt/login", data={"username": "someone.else@example.org", "password": "a secret password"}
+        )
+    logged = caplog.text
+    assert "missing_column" in logged
+    assert PRIVATE_EMAIL not in logged
+    assert "someone.else" not in logged
+    assert "a secret password" not in logged

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -11,14 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from annotation_platform.config import Settings
 
+# aiosqlite logs every statement with its bound values at DEBUG; values (emails, texts) never go to logs.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    """`hide_parameters`: bound values (emails, annotation text) never reach logs or error messages."""
     url = settings.resolved_database_url
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
             url,
             echo=settings.database_echo,
+            hide_parameters=True,
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
         )
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
@@ -26,6 +32,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=settings.database_echo,
+        hide_parameters=True,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
@@ -286,6 +286,26 @@ async def _on_integrity_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    """The SQLSTATE behind a driver error (asyncpg names it `sqlstate`, others `pgcode`), or ''."""
+    cause: Any = exc.orig
+    while cause is not None:
+        code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        if code:
+            return str(code)
+        cause = cause.__cause__
+    return ""
+
+
+async def _on_database_error(request: Request, exc: Exception) -> Response:
+    """A value the database refuses to store (SQLSTATE class 22, data exception) is the client's input: 422."""
+    if _sqlstate(cast(DBAPIError, exc)).startswith("22"):
+        return problem_response(
+            request, ValidationFailed("A value in the request cannot be stored (a character or number out of range).")
+        )
+    return await _on_unhandled(request, exc)
+
+
 async def _on_unhandled(request: Request, exc: Exception) -> Response:
     logger.error(
         "unhandled error on %s %s request_id=%s",
@@ -302,6 +322,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(IntegrityError, _on_integrity_error)
+    app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(Exception, _on_unhandled)
 
 

@@ -1,4 +1,8 @@
-"""The route class every API router uses: JSON bodies must say they are JSON (415 otherwise)."""
+"""The route class every API router uses.
+
+JSON bodies must say they are JSON (415 otherwise), are parsed by orjson (strict UTF-8: a lone surrogate is
+malformed JSON, 400) and may not contain NUL characters, which PostgreSQL cannot store in text (422).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ from collections.abc import Callable, Coroutine
 from email.message import Message
 from typing import Any
 
+import orjson
 from fastapi import Request, Response, params
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from annotation_platform.core.errors import UnsupportedMediaType
 
@@ -26,9 +32,34 @@ def _is_form(content_type: str) -> bool:
     )
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(key) or _contains_nul(child) for key, child in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(child) for child in value)
+    return False
+
+
+class JsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            parsed = orjson.loads(body)
+            if b"\\u0000" in body and _contains_nul(parsed):
+                raise StarletteHTTPException(422, "Text may not contain NUL characters (\\u0000).")
+            self._json = parsed
+        return self._json
+
+
 class ApiRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            return await original(JsonRequest(request.scope, request.receive))
+
         if self.body_field is None:
             return handler
         expects_form = isinstance(self.body_field.field_info, params.Form)
