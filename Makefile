@@ -20,9 +20,8 @@ $(BIN)/.dev: $(BIN)/.runtime requirements-dev.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@touch $@
 
-run: $(BIN)/.runtime ## migrate and serve the API on HOST:PORT (127.0.0.1:8000; SQLite in ./data unless DATABASE_URL)
-	$(BIN)/annotation-platform db upgrade
-	$(BIN)/annotation-platform serve
+run: $(BIN)/.runtime ## API on HOST:PORT (127.0.0.1:8000), a worker and beat (Procfile); SQLite in ./data unless DATABASE_URL
+	$(BIN)/honcho start -f Procfile
 
 test: $(BIN)/.dev ## the whole suite, on SQLite and (when reachable) PostgreSQL
 	$(BIN)/pytest

@@ -376,7 +376,8 @@ def running_server(data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen
         process = subprocess.Popen(
             [sys.executable, "-m", "annotation_platform", "serve"],
             cwd=REPO,
-            env=cli_env(data_dir, HOST="127.0.0.1", PORT=str(port)),
+            # No worker runs beside this server: readiness must not wait for one.
+            env=cli_env(data_dir, HOST="127.0.0.1", PORT=str(port), HEALTH_CHECK_WORKERS="false"),
             stdout=output,
             stderr=subprocess.STDOUT,
         )

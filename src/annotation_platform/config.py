@@ -52,6 +52,20 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
 
+    # Background work (Celery). Without REDIS_URL the broker is a folder in DATA_DIR (kombu's filesystem transport).
+    queue_name: str = Field(default="annotation-platform", description="The Celery queue the API sends work to.")
+    broker_key_prefix: str = Field(default="", description="Prefix of the broker's Redis keys (several apps, one db).")
+    max_upload_bytes: int = Field(default=1024**3, ge=1024, description="Largest accepted import file (413 beyond).")
+    import_batch_size: int = Field(default=2000, ge=1, description="Rows an import writes per statement.")
+    job_heartbeat_timeout_seconds: int = Field(
+        default=300, ge=1, description="A running job whose worker was silent this long is failed by the reaper."
+    )
+    reaper_interval_seconds: float = Field(default=30, gt=0, description="How often beat runs the reaper.")
+    health_check_workers: bool | None = Field(
+        default=None, description="Ping the workers in /health/ready; unset = yes, except when ENVIRONMENT=test."
+    )
+    health_worker_timeout_seconds: float = Field(default=1.0, gt=0)
+
     @model_validator(mode="after")
     def _production_needs_a_strong_key(self) -> Settings:
         if self.environment is Environment.production:
@@ -74,6 +88,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalise_database_url(self.database_url)
         return f"sqlite+aiosqlite:///{(self.data_dir / 'annotation-platform.db').resolve()}"
+
+    @property
+    def checks_workers(self) -> bool:
+        if self.health_check_workers is not None:
+            return self.health_check_workers
+        return self.environment is not Environment.test
 
     @property
     def is_sqlite(self) -> bool:

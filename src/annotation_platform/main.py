@@ -30,8 +30,11 @@ from annotation_platform.core.errors import (
 )
 from annotation_platform.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from annotation_platform.core.migrations import MigrationsNotFound, head_revisions
+from annotation_platform.core.queue import create_celery
+from annotation_platform.data_import.endpoints import router as import_router
 from annotation_platform.health.endpoints import router as health_router
 from annotation_platform.item.endpoints import router as item_router
+from annotation_platform.job.endpoints import router as job_router
 from annotation_platform.member.endpoints import router as member_router
 from annotation_platform.project.endpoints import router as project_router
 from annotation_platform.user.endpoints import router as user_router
@@ -63,6 +66,8 @@ OPENAPI_TAGS = [
     },
     {"name": "items", "description": "The things to annotate, in `sequence` order."},
     {"name": "annotations", "description": "Labels on items, one author each, versioned."},
+    {"name": "jobs", "description": "Background work (imports, exports, backups): status, progress, errors."},
+    {"name": "imports", "description": "Loading CSV, JSON and JSON Lines files into a container."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
 ]
 
@@ -94,7 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.redis = redis
-    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.queue = create_celery(settings)
+    app.state.sessionmaker = create_sessionmaker(engine, app.state.queue)
     try:
         app.state.migration_heads = head_revisions()
     except MigrationsNotFound:
@@ -102,7 +108,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.migration_heads = None
 
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(RequestIdMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
@@ -114,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         container_router,
         item_router,
         annotation_router,
+        job_router,
+        import_router,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -52,8 +52,11 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(engine: AsyncEngine, queue: Any = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions of this maker send the tasks enqueued with `core.queue.enqueue_after_commit` to `queue`."""
+    from annotation_platform.core.queue import QUEUE_INFO_KEY
+
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info={QUEUE_INFO_KEY: queue})
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

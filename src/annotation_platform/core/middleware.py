@@ -64,17 +64,23 @@ class RequestIdMiddleware:
 class BodySizeLimitMiddleware:
     """Refuses bodies over the limit with 413: by `Content-Length` up front, or while a chunked body streams."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    UPLOAD_PATH_SUFFIXES = ("/imports",)
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int | None = None) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.default_max_bytes = max_body_bytes
+        # File uploads (imports) have their own, larger limit; a little room for the multipart framing.
+        self.max_upload_bytes = (max_upload_bytes or max_body_bytes) + 64 * 1024
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        is_upload = scope["method"] == "POST" and scope["path"].endswith(self.UPLOAD_PATH_SUFFIXES)
+        max_body_bytes = self.max_upload_bytes if is_upload else self.default_max_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            error = PayloadTooLarge(f"The body exceeds the limit of {self.max_body_bytes} bytes.")
+        if declared is not None and declared > max_body_bytes:
+            error = PayloadTooLarge(f"The body exceeds the limit of {max_body_bytes} bytes.")
             body = problem_body(error, scope["path"], scope.get("state", {}).get("request_id"))
             await send(
                 {
@@ -96,8 +102,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise StarletteHTTPException(413, f"The body exceeds the limit of {self.max_body_bytes} bytes.")
+                if received > max_body_bytes:
+                    raise StarletteHTTPException(413, f"The body exceeds the limit of {max_body_bytes} bytes.")
             return message
 
         await self.app(scope, counting_receive, send)

@@ -4,7 +4,22 @@ from annotation_platform.models.annotation import Annotation
 from annotation_platform.models.base import Base
 from annotation_platform.models.container import Container
 from annotation_platform.models.item import Item
+from annotation_platform.models.job import Job, JobError, JobKind, JobStatus
 from annotation_platform.models.project import Membership, Project, Role
 from annotation_platform.models.user import AuthSession, User
 
-__all__ = ["Annotation", "AuthSession", "Base", "Container", "Item", "Membership", "Project", "Role", "User"]
+__all__ = [
+    "Annotation",
+    "AuthSession",
+    "Base",
+    "Container",
+    "Item",
+    "Job",
+    "JobError",
+    "JobKind",
+    "JobStatus",
+    "Membership",
+    "Project",
+    "Role",
+    "User",
+]

@@ -1,0 +1,537 @@
+"""Imports: accept a file (request side), then read, check and write it in a worker (`run_import`).
+
+The request checks what can be checked up front (mapping, encoding, annotator), stores the upload under
+`DATA_DIR/uploads/<job_id>` and queues a job. The worker reads the file as a stream in batches and writes
+everything in ONE transaction: a failed, cancelled or killed import leaves nothing behind. Progress, the
+heartbeat and the cancel flag travel in separate short transactions beside it (on SQLite only the cancel flag:
+a second writer would wait for the import's write lock).
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from jsonschema import Draft202012Validator
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from annotation_platform.config import Settings, get_settings
+from annotation_platform.container.service import ContainerAccess
+from annotation_platform.core.errors import PayloadTooLarge, ValidationFailed
+from annotation_platform.core.ids import uuid7
+from annotation_platform.core.types import utcnow
+from annotation_platform.data_import import parsing
+from annotation_platform.data_import.repository import import_repository
+from annotation_platform.data_import.schemas import ImportOptions
+from annotation_platform.job.service import MAX_STORED_ERRORS, job_service
+from annotation_platform.models import Container, Job, JobKind, JobStatus, User
+
+logger = logging.getLogger(__name__)
+
+COPY_CHUNK_BYTES = 1024 * 1024
+MAX_EXTERNAL_ID_LENGTH = 255
+MAX_CONTENT_LENGTH = 1_000_000
+MAX_TYPE_LENGTH = 64
+
+
+class MappingInvalid(ValidationFailed):
+    code = "mapping_invalid"
+    title = "Invalid mapping"
+    description = "`mapping` must be a JSON object from target (e.g. `content`, `annotation.thread`) to source column."
+
+
+class EncodingUnknown(ValidationFailed):
+    code = "encoding_unknown"
+    title = "Unknown encoding"
+    description = "`encoding` must be a text encoding Python knows, e.g. `utf-8` or `latin-1`."
+
+
+class AnnotatorUnknown(ValidationFailed):
+    code = "annotator_unknown"
+    title = "Annotator is not a project member"
+    description = "`annotator` must be the username or email of a member of the container's project."
+
+
+class UploadTooLarge(PayloadTooLarge):
+    code = "upload_too_large"
+    title = "Upload too large"
+    description = "The file exceeds the configured import size limit (MAX_UPLOAD_BYTES). Split it."
+
+
+def upload_path(settings: Settings, job_id: uuid.UUID) -> Path:
+    return (settings.data_dir / "uploads" / str(job_id)).resolve()
+
+
+# --- the request side ---------------------------------------------------------------------------------------------
+
+
+class ImportService:
+    async def create(
+        self,
+        session: AsyncSession,
+        *,
+        access: ContainerAccess,
+        user: User,
+        settings: Settings,
+        upload: IO[bytes],
+        filename: str | None,
+        options: ImportOptions,
+        idempotency_key: str | None,
+    ) -> tuple[Job, bool]:
+        """The queued import job and True, or the caller's earlier job with this Idempotency-Key and False."""
+        if idempotency_key is not None:
+            existing = await job_service.find_idempotent(session, user=user, key=idempotency_key)
+            if existing is not None:
+                return existing, False
+        mapping = self._mapping(options.mapping)
+        try:
+            codecs.lookup(options.encoding)
+        except LookupError as exc:
+            raise EncodingUnknown(f"Unknown encoding {options.encoding!r}.") from exc
+        annotator = options.annotator or user.username
+        annotator_id = await import_repository.member_by_name_or_email(session, access.container.project_id, annotator)
+        if annotator_id is None:
+            raise AnnotatorUnknown(f"{annotator!r} is not a member of this project.")
+        job_id = uuid7()
+        path = upload_path(settings, job_id)
+        size = await run_in_threadpool(_store_upload, upload, path, settings.max_upload_bytes)
+        params = {
+            "container_id": str(access.container.id),
+            "format": options.format,
+            "mapping": mapping,
+            "dry_run": options.dry_run,
+            "annotator": annotator,
+            "annotator_id": str(annotator_id),
+            "encoding": options.encoding,
+            "on_error": options.on_error,
+            "filename": filename,
+            "size_bytes": size,
+        }
+        return await job_service.create(
+            session,
+            kind=JobKind.import_,
+            user=user,
+            params=params,
+            project_id=access.container.project_id,
+            idempotency_key=idempotency_key,
+            job_id=job_id,
+        )
+
+    def _mapping(self, raw: str | None) -> dict[str, str] | None:
+        if raw is None or not raw.strip():
+            return None
+        try:
+            mapping = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise MappingInvalid("`mapping` is not valid JSON.") from exc
+        if not isinstance(mapping, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in mapping.items()
+        ):
+            raise MappingInvalid("`mapping` must be a JSON object of strings (target -> source column).")
+        try:
+            parsing.validate_mapping(mapping)
+        except parsing.MappingError as exc:
+            raise MappingInvalid(str(exc)) from exc
+        return mapping
+
+
+def _store_upload(upload: IO[bytes], path: Path, limit: int) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = 0
+    upload.seek(0)
+    try:
+        with path.open("wb") as out:
+            while chunk := upload.read(COPY_CHUNK_BYTES):
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(f"The file exceeds the limit of {limit} bytes.")
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return size
+
+
+import_service = ImportService()
+
+
+# --- the worker side ----------------------------------------------------------------------------------------------
+
+
+class ImportCancelled(Exception):
+    """The client cancelled the job; the write transaction is rolled back."""
+
+
+class JobLost(Exception):
+    """The job was no longer `running` when the import tried to finish it (the reaper failed it)."""
+
+
+@dataclass
+class Counts:
+    rows: int = 0
+    items_created: int = 0
+    items_matched: int = 0
+    annotations_created: int = 0
+    annotations_updated: int = 0
+    annotations_unchanged: int = 0
+    rows_skipped: int = 0
+
+    def as_result(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "items_created": self.items_created,
+            "items_matched": self.items_matched,
+            "annotations_created": self.annotations_created,
+            "annotations_updated": self.annotations_updated,
+            "annotations_unchanged": self.annotations_unchanged,
+            "rows_skipped": self.rows_skipped,
+        }
+
+
+@dataclass
+class Problems:
+    """Row errors: all counted, the first MAX_STORED_ERRORS kept."""
+
+    count: int = 0
+    kept: list[dict[str, Any]] = field(default_factory=list)
+    rows: set[int] = field(default_factory=set)
+
+    def add(self, row: int | None, column: str | None, message: str) -> None:
+        self.count += 1
+        if row is not None:
+            self.rows.add(row)
+        if len(self.kept) < MAX_STORED_ERRORS:
+            self.kept.append({"seq": len(self.kept) + 1, "row": row, "column": column, "message": message[:2000]})
+
+
+async def run_import(
+    session_factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID, *, settings: Settings | None = None
+) -> None:
+    """Runs the queued import job `job_id` to its end (succeeded, failed or cancelled).
+
+    Nothing happens when the job is not queued (cancelled meanwhile, or a duplicate message).
+    """
+    settings = settings or get_settings()
+    async with session_factory() as session, session.begin():
+        job = await job_service.claim(session, job_id=job_id)
+    if job is None:
+        logger.info("import %s: not queued any more; nothing to do", job_id)
+        return
+    await execute_import(session_factory, job, settings)
+
+
+async def execute_import(session_factory: async_sessionmaker[AsyncSession], job: Job, settings: Settings) -> None:
+    """Runs an import job this worker has claimed (`running`) to its end."""
+    job_id = job.id
+    importer = _Importer(session_factory, job, settings)
+    try:
+        await importer.run()
+    except ImportCancelled:
+        await importer.finish(JobStatus.cancelled, error_message="Cancelled; nothing was written.")
+    except JobLost:
+        logger.warning("import %s: the job was failed by the reaper meanwhile; rolled back", job_id)
+    except parsing.ImportFileError as exc:
+        await importer.finish(JobStatus.failed, error_message=f"The file cannot be read: {exc}")
+    except Exception:
+        logger.exception("import %s failed", job_id)
+        await importer.finish(JobStatus.failed, error_message="The import failed unexpectedly; nothing was written.")
+
+
+class _Importer:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], job: Job, settings: Settings) -> None:
+        self.session_factory = session_factory
+        self.job = job
+        self.settings = settings
+        self.params = job.params
+        self.container_id = uuid.UUID(self.params["container_id"])
+        self.author = uuid.UUID(self.params["annotator_id"])
+        self.dry_run = bool(self.params.get("dry_run"))
+        self.skip = self.params.get("on_error") == "skip"
+        self.counts = Counts()
+        self.problems = Problems()
+        self.path = upload_path(settings, job.id)
+        self.is_sqlite = settings.is_sqlite
+        self.total = 0
+        self.sources: dict[str, str] = {}
+
+    async def finish(self, status: JobStatus, **values: Any) -> None:
+        async with self.session_factory() as session, session.begin():
+            await job_service.finish(session, job_id=self.job.id, status=status, **values)
+        job_service.forget_cancel_request(job_id=self.job.id, settings=self.settings)
+
+    async def run(self) -> None:
+        async with self.session_factory() as session:
+            container = await import_repository.container(session, self.container_id)
+            author_exists = await import_repository.user_exists(session, self.author)
+        if container is None:
+            await self.finish(JobStatus.failed, error_message="The container no longer exists.")
+            return
+        if not author_exists:
+            await self.finish(JobStatus.failed, error_message="The annotator's account no longer exists.")
+            return
+        if not self.path.is_file():
+            await self.finish(JobStatus.failed, error_message="The uploaded file is gone from the server.")
+            return
+        self.total = await run_in_threadpool(_estimate_rows, self.path, self.params["format"])
+        await self._progress(0)
+        validator = Draft202012Validator(container.item_schema) if container.item_schema is not None else None
+        # Row errors name the file's own columns.
+        self.sources = parsing.effective_mapping(self.params.get("mapping"), container.type)
+        # One transaction for all the data; leaving this block by an exception (cancel, a bad file, a crash)
+        # rolls it back, and a killed worker's transaction dies with its connection.
+        async with self.session_factory() as session:
+            writer = _BatchWriter(session, container, self.author, self.counts, write=not self.dry_run)
+            await writer.start()
+            seen: set[str] = set()
+            batch: list[parsing.ParsedRow] = []
+            for entry in _rows(self.path, self.params, container.type):
+                if isinstance(entry, parsing.RowProblem):
+                    self.problems.add(entry.row, entry.column, entry.message)
+                    continue
+                self.counts.rows += 1
+                if self._check(entry, seen, validator):
+                    batch.append(entry)
+                if len(batch) >= self.settings.import_batch_size:
+                    await self._write(writer, batch)
+                    batch = []
+            await self._write(writer, batch)
+            await writer.resolve_forward_parents()
+            await self._end(session, writer)
+
+    async def _write(self, writer: _BatchWriter, batch: list[parsing.ParsedRow]) -> None:
+        """Writes a batch, unless errors already doom an all-or-nothing import; then reports and checks cancel."""
+        rows = [row for row in batch if row.number not in self.problems.rows]
+        if rows and (self.skip or self.problems.count == 0):
+            await writer.write(rows)
+        await self._progress(self.counts.rows)
+
+    async def _end(self, session: AsyncSession, writer: _BatchWriter) -> None:
+        problems = self.problems
+        if problems.count and not self.skip:
+            await session.rollback()
+            await self.finish(
+                JobStatus.failed,
+                error_message=f"{problems.count} problem(s) in the file; nothing was written "
+                "(use on_error=skip to write the good rows).",
+                error_count=problems.count,
+                errors=problems.kept,
+                done=self.counts.rows,
+                result={**self.counts.as_result(), "dry_run": self.dry_run, "written": False},
+            )
+            return
+        self.counts.rows_skipped = len(problems.rows)
+        result = {**self.counts.as_result(), "dry_run": self.dry_run, "written": not self.dry_run}
+        if self.dry_run:
+            await session.rollback()
+            await self.finish(
+                JobStatus.succeeded,
+                result=result,
+                error_count=problems.count,
+                errors=problems.kept,
+                done=self.counts.rows,
+            )
+            return
+        await writer.finish()
+        # The job ends in the same transaction as the data: both are committed, or neither.
+        finished = await job_service.finish(
+            session,
+            job_id=self.job.id,
+            status=JobStatus.succeeded,
+            result=result,
+            error_count=problems.count,
+            errors=problems.kept,
+            done=self.counts.rows,
+        )
+        if not finished:
+            raise JobLost()
+        await session.commit()
+        job_service.forget_cancel_request(job_id=self.job.id, settings=self.settings)
+
+    def _column(self, target: str) -> str:
+        return self.sources.get(target, target)
+
+    def _check(self, row: parsing.ParsedRow, seen: set[str], validator: Draft202012Validator | None) -> bool:
+        problems_before = self.problems.count
+        id_column = self._column("external_id")
+        external_id = row.external_id
+        if not external_id or not external_id.strip():
+            self.problems.add(row.number, id_column, "The id is empty.")
+        elif len(external_id) > MAX_EXTERNAL_ID_LENGTH:
+            self.problems.add(row.number, id_column, f"The id is longer than {MAX_EXTERNAL_ID_LENGTH} characters.")
+        elif external_id in seen:
+            self.problems.add(row.number, id_column, f"The id {external_id!r} repeats an earlier row's.")
+        else:
+            seen.add(external_id)
+        if len(row.content) > MAX_CONTENT_LENGTH:
+            self.problems.add(
+                row.number, self._column("content"), f"The content is longer than {MAX_CONTENT_LENGTH} characters."
+            )
+        if "\x00" in row.content or "\x00" in external_id:
+            self.problems.add(row.number, None, "The row contains a NUL character.")
+        for type_ in row.annotations:
+            if not type_ or len(type_) > MAX_TYPE_LENGTH:
+                self.problems.add(
+                    row.number, self._column(f"annotation.{type_}"), "Annotation types have 1 to 64 characters."
+                )
+        if validator is not None:
+            error = next(iter(validator.iter_errors(row.metadata)), None)
+            if error is not None:
+                where = "/".join(str(part) for part in error.absolute_path)
+                first = str(error.absolute_path[0]) if error.absolute_path else None
+                column = self._column(f"metadata.{first}") if first else "metadata"
+                self.problems.add(
+                    row.number, column, f"Does not fit the item schema at {where or '/'}: {error.message}"
+                )
+        return self.problems.count == problems_before
+
+    async def _progress(self, done: int) -> None:
+        """Reports progress and beats the heart (PostgreSQL), and stops if the client cancelled."""
+        async with self.session_factory() as session, session.begin():
+            if not self.is_sqlite or self.dry_run or done == 0:
+                await job_service.report_progress(session, job_id=self.job.id, done=done, total=max(self.total, done))
+            if await job_service.cancel_requested(session, job_id=self.job.id, settings=self.settings):
+                raise ImportCancelled()
+
+
+def _rows(path: Path, params: dict[str, Any], container_type: str) -> Iterator[parsing.ParsedRow | parsing.RowProblem]:
+    return parsing.parse_rows(
+        path,
+        file_format=params["format"],
+        mapping=params.get("mapping"),
+        container_type=container_type,
+        encoding=params.get("encoding") or "utf-8",
+    )
+
+
+def _estimate_rows(path: Path, file_format: str) -> int:
+    """Rows to expect, for progress: line breaks for CSV (less the header) and JSON Lines; unknown (0) for JSON."""
+    if file_format not in ("csv", "jsonl"):
+        return 0
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as file:
+        while chunk := file.read(COPY_CHUNK_BYTES):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    if last != b"\n":
+        lines += 1
+    return max(lines - 1, 0) if file_format == "csv" else lines
+
+
+class _BatchWriter:
+    """Writes batches of parsed rows into one open transaction (or, for a dry run, only looks things up)."""
+
+    def __init__(self, session: AsyncSession, container: Container, author: uuid.UUID, counts: Counts, *, write: bool):
+        self.session = session
+        self.container = container
+        self.author = author
+        self.counts = counts
+        self.write_enabled = write
+        self.next_sequence = 0
+        self.forward_parents: list[tuple[uuid.UUID, str]] = []
+
+    async def start(self) -> None:
+        last = await import_repository.max_sequence(self.session, self.container.id)
+        self.next_sequence = 0 if last is None else last + 1
+
+    async def write(self, rows: list[parsing.ParsedRow]) -> None:
+        session = self.session
+        existing = await import_repository.item_ids(session, self.container.id, [row.external_id for row in rows])
+        wanted_parents = [row.parent_external_id for row in rows if row.parent_external_id]
+        batch_ids: dict[str, uuid.UUID] = {}
+        new_items: list[dict[str, Any]] = []
+        now = utcnow()
+        for row in rows:
+            if row.external_id in existing:
+                self.counts.items_matched += 1
+                continue
+            item_id = uuid7()
+            batch_ids[row.external_id] = item_id
+            sequence = row.sequence if row.sequence is not None else self.next_sequence
+            self.next_sequence = max(self.next_sequence, sequence + 1)
+            new_items.append(
+                {
+                    "id": item_id,
+                    "container_id": self.container.id,
+                    "external_id": row.external_id,
+                    "content": row.content,
+                    "metadata_": row.metadata,
+                    "sequence": sequence,
+                    "parent_id": None,
+                    "_parent": row.parent_external_id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        self.counts.items_created += len(new_items)
+        # Earlier batches are in the same transaction, so the database resolves parents from them too.
+        outside = [ref for ref in wanted_parents if ref not in batch_ids and ref not in existing]
+        known = {**(await import_repository.item_ids(session, self.container.id, outside)), **existing, **batch_ids}
+        for item in new_items:
+            parent_ref = item.pop("_parent")
+            if parent_ref is None or parent_ref == item["external_id"]:
+                continue
+            if parent_ref in known:
+                item["parent_id"] = known[parent_ref]
+            else:
+                self.forward_parents.append((item["id"], parent_ref))
+        if self.write_enabled:
+            await import_repository.insert_items(session, new_items)
+        await self._annotations(rows, {**existing, **batch_ids}, now)
+
+    async def _annotations(self, rows: list[parsing.ParsedRow], item_ids: dict[str, uuid.UUID], now: Any) -> None:
+        types = sorted({type_ for row in rows for type_ in row.annotations})
+        if not types:
+            return
+        ids = [item_ids[row.external_id] for row in rows]
+        current = await import_repository.plain_annotations(self.session, ids, self.author, types)
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for row in rows:
+            item_id = item_ids[row.external_id]
+            for type_, data in row.annotations.items():
+                found = current.get((item_id, type_))
+                if found is None:
+                    inserts.append(
+                        {
+                            "id": uuid7(),
+                            "item_id": item_id,
+                            "container_id": self.container.id,
+                            "type": type_,
+                            "data": data,
+                            "created_by": self.author,
+                            "version": 1,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+                    current[(item_id, type_)] = (inserts[-1]["id"], data, 1)
+                elif found[1] == data:
+                    self.counts.annotations_unchanged += 1
+                else:
+                    updates.append({"id": found[0], "data": data, "version": found[2] + 1, "updated_at": now})
+                    current[(item_id, type_)] = (found[0], data, found[2] + 1)
+        self.counts.annotations_created += len(inserts)
+        self.counts.annotations_updated += len(updates)
+        if self.write_enabled:
+            await import_repository.insert_annotations(self.session, inserts)
+            await import_repository.update_annotations(self.session, updates)
+
+    async def resolve_forward_parents(self) -> None:
+        """Parents named before they appear in the file; a parent found nowhere stays null (DOMAIN.md)."""
+        if not self.forward_parents or not self.write_enabled:
+            return
+        refs = [ref for _, ref in self.forward_parents]
+        known = await import_repository.item_ids(self.session, self.container.id, refs)
+        rows = [{"id": item_id, "parent_id": known[ref]} for item_id, ref in self.forward_parents if ref in known]
+        await import_repository.set_parents(self.session, rows)
+
+    async def finish(self) -> None:
+        await import_repository.add_to_item_count(self.session, self.container.id, self.counts.items_created)

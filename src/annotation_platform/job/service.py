@@ -1,0 +1,229 @@
+"""Job rules: who sees a job, cancel and retry, and the state changes workers make while they run one.
+
+A job is created in the request's transaction and its task is sent only after that commit
+(`enqueue_after_commit`), so a worker never looks for a job that is not there yet. Workers move a job on
+with conditional updates (`queued -> running` only from `queued`), so a duplicated message runs nothing twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
+
+from annotation_platform.config import Settings
+from annotation_platform.core.errors import Conflict, NotFound
+from annotation_platform.core.pagination import PageParams
+from annotation_platform.core.queue import enqueue_after_commit
+from annotation_platform.core.types import utcnow
+from annotation_platform.job.repository import job_repository
+from annotation_platform.job.schemas import JobErrorRead, JobRead
+from annotation_platform.models import Job, JobKind, JobStatus, User
+
+TASK_OF_KIND = {JobKind.import_.value: "imports.run"}
+WORKER_LOST = (
+    "worker lost: no heartbeat for {seconds} s (the worker stopped or was killed); nothing was written. Retry."
+)
+MAX_STORED_ERRORS = 10_000
+
+
+class JobNotCancellable(Conflict):
+    code = "job_not_cancellable"
+    title = "Job already finished"
+    description = "Only queued or running jobs can be cancelled."
+
+
+class JobNotRetryable(Conflict):
+    code = "job_not_retryable"
+    title = "Job cannot be retried"
+    description = "Only failed or cancelled jobs can be retried."
+
+
+def cancel_marker(settings: Settings, job_id: uuid.UUID) -> Path:
+    return (settings.data_dir / "jobs" / f"{job_id}.cancel").resolve()
+
+
+def request_cancel_by_file(settings: Settings, job_id: uuid.UUID) -> None:
+    path = cancel_marker(settings, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+class JobService:
+    async def create(
+        self,
+        session: AsyncSession,
+        *,
+        kind: JobKind,
+        user: User,
+        params: dict[str, Any],
+        project_id: uuid.UUID | None = None,
+        idempotency_key: str | None = None,
+        job_id: uuid.UUID | None = None,
+    ) -> tuple[Job, bool]:
+        """The new job (queued, its task sent after commit) and True; or the caller's job with this key and False."""
+        if idempotency_key is not None:
+            existing = await job_repository.by_idempotency_key(session, user.id, idempotency_key)
+            if existing is not None:
+                return existing, False
+        job = Job(
+            kind=kind.value,
+            status=JobStatus.queued.value,
+            project_id=project_id,
+            params=params,
+            created_by=user.id,
+            idempotency_key=idempotency_key,
+            created_at=utcnow(),
+        )
+        if job_id is not None:
+            job.id = job_id
+        await job_repository.add(session, job)
+        enqueue_after_commit(session, TASK_OF_KIND[kind.value], str(job.id))
+        return job, True
+
+    async def find_idempotent(self, session: AsyncSession, *, user: User, key: str) -> Job | None:
+        return await job_repository.by_idempotency_key(session, user.id, key)
+
+    async def get(self, session: AsyncSession, *, job_id: uuid.UUID, user: User) -> Job:
+        """The caller's job; others' jobs do not exist for them (404)."""
+        job = await job_repository.get(session, job_id)
+        if job is None or job.created_by != user.id:
+            raise NotFound("No such job.")
+        return job
+
+    async def page(
+        self, session: AsyncSession, *, user: User, params: PageParams
+    ) -> tuple[list[JobRead], str | None, int | None]:
+        jobs, cursor = await job_repository.page(session, user.id, params)
+        total = await job_repository.count(session, user.id) if params.include_total else None
+        return [JobRead.of(job) for job in jobs], cursor, total
+
+    async def errors(
+        self, session: AsyncSession, *, job: Job, params: PageParams
+    ) -> tuple[list[JobErrorRead], str | None, int | None]:
+        errors, cursor = await job_repository.errors_page(session, job.id, params)
+        total = job.error_count if params.include_total else None
+        return [JobErrorRead.model_validate(error) for error in errors], cursor, total
+
+    async def cancel(self, session: AsyncSession, *, job: Job, settings: Settings) -> Job:
+        """Queued: cancelled at once. Running: the worker is asked to stop and rolls back what it wrote.
+
+        On SQLite a running import holds the database's only write lock until it ends, so the request is passed
+        as a marker file in DATA_DIR instead of a column the worker could only see after finishing.
+        """
+        now = utcnow()
+        if settings.is_sqlite and job.status == JobStatus.running.value:
+            await run_in_threadpool(request_cancel_by_file, settings, job.id)
+            job.cancel_requested = True
+            return job
+        if await job_repository.transition(
+            session, job.id, [JobStatus.queued.value], status=JobStatus.cancelled.value, finished_at=now
+        ):
+            return await self._reload(session, job.id)
+        if await job_repository.transition(session, job.id, [JobStatus.running.value], cancel_requested=True):
+            return await self._reload(session, job.id)
+        raise JobNotCancellable(f"The job is {job.status}.")
+
+    async def retry(self, session: AsyncSession, *, job: Job, settings: Settings) -> Job:
+        """A failed or cancelled job queued again, as it was first asked for; its old row errors are dropped."""
+        moved = await job_repository.transition(
+            session,
+            job.id,
+            [JobStatus.failed.value, JobStatus.cancelled.value],
+            status=JobStatus.queued.value,
+            cancel_requested=False,
+            progress_done=0,
+            progress_total=0,
+            error_count=0,
+            error_message=None,
+            result=None,
+            started_at=None,
+            finished_at=None,
+            heartbeat_at=None,
+        )
+        if not moved:
+            raise JobNotRetryable(f"The job is {job.status}.")
+        await job_repository.delete_errors(session, job.id)
+        self.forget_cancel_request(job_id=job.id, settings=settings)
+        enqueue_after_commit(session, TASK_OF_KIND[job.kind], str(job.id))
+        return await self._reload(session, job.id)
+
+    async def _reload(self, session: AsyncSession, job_id: uuid.UUID) -> Job:
+        job = await job_repository.get(session, job_id)
+        if job is None:
+            raise NotFound("No such job.")
+        return job
+
+    # --- what workers do -----------------------------------------------------------------------------------------
+
+    async def claim(self, session: AsyncSession, *, job_id: uuid.UUID) -> Job | None:
+        """`queued -> running` for this worker, or None when the job is gone, cancelled or taken already."""
+        job = await job_repository.get(session, job_id)
+        if job is None:
+            return None
+        now = utcnow()
+        claimed = await job_repository.transition(
+            session,
+            job_id,
+            [JobStatus.queued.value],
+            status=JobStatus.running.value,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=job.attempts + 1,
+        )
+        return await self._reload(session, job_id) if claimed else None
+
+    async def report_progress(self, session: AsyncSession, *, job_id: uuid.UUID, done: int, total: int) -> None:
+        await job_repository.set_values(
+            session, job_id, progress_done=done, progress_total=total, heartbeat_at=utcnow()
+        )
+
+    async def cancel_requested(self, session: AsyncSession, *, job_id: uuid.UUID, settings: Settings) -> bool:
+        if cancel_marker(settings, job_id).exists():
+            return True
+        return await job_repository.cancel_requested(session, job_id)
+
+    def forget_cancel_request(self, *, job_id: uuid.UUID, settings: Settings) -> None:
+        cancel_marker(settings, job_id).unlink(missing_ok=True)
+
+    async def finish(
+        self,
+        session: AsyncSession,
+        *,
+        job_id: uuid.UUID,
+        status: JobStatus,
+        result: dict[str, Any] | None = None,
+        error_message: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        error_count: int = 0,
+        done: int | None = None,
+    ) -> bool:
+        """Ends a running job; False when it is no longer running (the reaper failed it meanwhile)."""
+        values: dict[str, Any] = {
+            "status": status.value,
+            "result": result,
+            "error_message": error_message,
+            "error_count": error_count,
+            "finished_at": utcnow(),
+        }
+        if done is not None:
+            values.update(progress_done=done, progress_total=done)
+        finished = await job_repository.transition(session, job_id, [JobStatus.running.value], **values)
+        if finished and errors:
+            await job_repository.delete_errors(session, job_id)
+            await job_repository.add_errors(session, job_id, errors[:MAX_STORED_ERRORS])
+        return finished
+
+    async def reap(self, session: AsyncSession, *, timeout_seconds: int) -> int:
+        """Fails running jobs whose worker has been silent too long; they can be retried."""
+        now = utcnow()
+        return await job_repository.fail_silent_running(
+            session, now - timedelta(seconds=timeout_seconds), now, WORKER_LOST.format(seconds=timeout_seconds)
+        )
+
+
+job_service = JobService()
