@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from annotation_platform.backup.service import run_backup, run_scheduled_backup
+from annotation_platform.data_export.service import export_service, run_export
 from annotation_platform.data_import.service import run_import
 from annotation_platform.job.service import job_service
 from workers.app import app, runtime
@@ -26,3 +28,32 @@ def reap_jobs() -> int:
             return await job_service.reap(session, timeout_seconds=current.settings.job_heartbeat_timeout_seconds)
 
     return current.run(reap())
+
+
+@app.task(name="exports.run")
+def run_export_task(job_id: str) -> None:
+    """Runs an export job: reads the project in pages and writes the file to the export store."""
+    current = runtime()
+    current.run(run_export(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
+
+
+@app.task(name="exports.expire")
+def expire_exports() -> int:
+    """Deletes export files older than EXPORT_RETENTION_HOURS; their jobs' results say `expired`."""
+    current = runtime()
+
+    async def expire() -> int:
+        async with current.sessionmaker() as session, session.begin():
+            return await export_service.expire(session, settings=current.settings)
+
+    return current.run(expire())
+
+
+@app.task(name="backups.run")
+def run_backup_task(job_id: str | None = None) -> None:
+    """Runs a backup job; without one (beat's schedule), creates a job of nobody's and runs it."""
+    current = runtime()
+    if job_id is None:
+        current.run(run_scheduled_backup(current.sessionmaker, settings=current.settings))
+    else:
+        current.run(run_backup(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))

@@ -61,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="load example data")
     seed.add_argument("--demo", action="store_true", required=True, help="a demo project with chat rooms")
     seed.set_defaults(handler=_seed_demo)
+
+    backup = commands.add_parser("backup", help="database backups (see docs/backups.md)")
+    backups = backup.add_subparsers(required=True, metavar="ACTION")
+    backups.add_parser("create", help="back up the database now, into BACKUP_DIR").set_defaults(handler=_backup_create)
+    backups.add_parser("list", help="the backups kept, oldest first").set_defaults(handler=_backup_list)
+    verify = backups.add_parser("verify", help="recompute a backup's checksum and read it as its format")
+    verify.add_argument("backup", metavar="ID|PATH")
+    verify.set_defaults(handler=_backup_verify)
+    restore = backups.add_parser("restore", help="restore a backup into the configured, EMPTY database")
+    restore.add_argument("backup", metavar="ID|PATH")
+    restore.set_defaults(handler=_backup_restore)
     return parser
 
 
@@ -126,6 +137,55 @@ def _seed_demo(settings: Settings, _args: argparse.Namespace) -> None:
     from annotation_platform.demo.service import seed_demo
 
     print(run_in_session(settings, lambda session: seed_demo(session, settings)))
+
+
+def _backup_create(settings: Settings, _args: argparse.Namespace) -> None:
+    from annotation_platform.backup.service import backup_service
+
+    async def create() -> str:
+        engine = create_engine(settings)
+        try:
+            backup = await backup_service.take(create_sessionmaker(engine), settings=settings, created_by=None)
+        finally:
+            await engine.dispose()
+        path = settings.resolved_backup_dir / backup.filename
+        return f"backup {backup.id}: {path} ({backup.size_bytes} bytes, sha256 {backup.sha256})"
+
+    print(asyncio.run(create()))
+
+
+def _backup_list(settings: Settings, _args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from annotation_platform.backup.service import backup_service
+
+    try:
+        backups = run_in_session(settings, backup_service.list_all)
+    except DBAPIError as exc:
+        print(f"error: cannot read the backups table ({exc.orig}); is the database migrated?", file=sys.stderr)
+        return 1
+    for backup in backups:
+        print(f"{backup.id}  {backup.created_at:%Y-%m-%d %H:%M:%S}Z  {backup.size_bytes:>12}  {backup.filename}")
+    print(f"{len(backups)} backup(s) in {settings.resolved_backup_dir}")
+    return 0
+
+
+def _backup_verify(settings: Settings, args: argparse.Namespace) -> None:
+    from annotation_platform.backup.service import backup_service
+
+    verified = asyncio.run(backup_service.verify(settings, args.backup))
+    recorded = ", ".join(verified.recorded_in) or "nothing recorded to compare with"
+    print(f"ok: {verified.path} ({verified.size_bytes} bytes)")
+    print(f"  sha256 {verified.sha256} (matches: {recorded})")
+    print(f"  {verified.structure}")
+
+
+def _backup_restore(settings: Settings, args: argparse.Namespace) -> None:
+    from annotation_platform.backup.service import backup_service
+
+    verified = asyncio.run(backup_service.restore(settings, args.backup))
+    print(f"restored {verified.path} (sha256 {verified.sha256})")
+    print("  if this code is newer than the backup, run: annotation-platform db upgrade")
 
 
 def run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

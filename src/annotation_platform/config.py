@@ -66,6 +66,16 @@ class Settings(BaseSettings):
     )
     health_worker_timeout_seconds: float = Field(default=1.0, gt=0)
 
+    # Exports (`POST /projects/{id}/exports`): files in DATA_DIR/exports, removed by beat after the retention.
+    export_retention_hours: float = Field(default=72, gt=0, description="Export files are deleted after this long.")
+    export_batch_size: int = Field(default=2000, ge=1, description="Items an export reads per page.")
+    export_expire_interval_seconds: float = Field(default=3600, gt=0, description="How often beat expires exports.")
+
+    # Backups (`annotation-platform backup ...`, `/api/v1/admin/backups`).
+    backup_dir: Path | None = Field(default=None, description="Where backup files go; unset = DATA_DIR/backups.")
+    backup_retention_count: int = Field(default=7, ge=1, description="Backups kept; older ones are deleted.")
+    backup_schedule_hours: float = Field(default=24, ge=0, description="Beat takes a backup this often; 0 = never.")
+
     @model_validator(mode="after")
     def _production_needs_a_strong_key(self) -> Settings:
         if self.environment is Environment.production:
@@ -94,6 +104,10 @@ class Settings(BaseSettings):
         if self.health_check_workers is not None:
             return self.health_check_workers
         return self.environment is not Environment.test
+
+    @property
+    def resolved_backup_dir(self) -> Path:
+        return (self.backup_dir or self.data_dir / "backups").resolve()
 
     @property
     def is_sqlite(self) -> bool:

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from annotation_platform import __version__
 from annotation_platform.annotation.endpoints import router as annotation_router
 from annotation_platform.auth.endpoints import router as auth_router
+from annotation_platform.backup.endpoints import router as backup_router
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.endpoints import router as container_router
 from annotation_platform.core.db import create_engine, create_sessionmaker
@@ -31,6 +32,7 @@ from annotation_platform.core.errors import (
 from annotation_platform.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from annotation_platform.core.migrations import MigrationsNotFound, head_revisions
 from annotation_platform.core.queue import create_celery
+from annotation_platform.data_export.endpoints import router as export_router
 from annotation_platform.data_import.endpoints import router as import_router
 from annotation_platform.health.endpoints import router as health_router
 from annotation_platform.item.endpoints import router as item_router
@@ -68,6 +70,8 @@ OPENAPI_TAGS = [
     {"name": "annotations", "description": "Labels on items, one author each, versioned."},
     {"name": "jobs", "description": "Background work (imports, exports, backups): status, progress, errors."},
     {"name": "imports", "description": "Loading CSV, JSON and JSON Lines files into a container."},
+    {"name": "exports", "description": "Writing a project's items and annotations to JSON Lines, JSON or CSV."},
+    {"name": "backups", "description": "Database backups (superusers): list them, take one now."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
 ]
 
@@ -126,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         annotation_router,
         job_router,
         import_router,
+        export_router,
+        backup_router,
     ):
         api.include_router(router)
     app.include_router(api)
@@ -196,7 +202,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if status.isdigit() and int(status) >= 400 and PROBLEM_MEDIA_TYPE in content:
-                    json_content = content.pop("application/json", {})
+                    # FastAPI copies the error model under the route's own media type (JSON, or an event stream).
+                    moved = [content.pop(media) for media in list(content) if media != PROBLEM_MEDIA_TYPE]
+                    json_content: dict[str, Any] = next((media for media in moved if "schema" in media), {})
                     if "schema" in json_content:
                         content[PROBLEM_MEDIA_TYPE]["schema"] = json_content["schema"]
                 if status == "422" and "HTTPValidationError" in str(content):

@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 QUEUE_INFO_KEY = "annotation_platform.queue"
 PENDING_INFO_KEY = "annotation_platform.pending_tasks"
 REAPER_TASK = "jobs.reap"
+EXPIRE_EXPORTS_TASK = "exports.expire"
+BACKUP_TASK = "backups.run"
 
 
 def broker_folders(settings: Settings) -> tuple[Path, Path]:
@@ -71,8 +73,17 @@ def create_celery(settings: Settings) -> Celery:
         beat_schedule_filename=str((settings.data_dir / "celerybeat-schedule").resolve()),
         beat_schedule={
             "reap-lost-jobs": {"task": REAPER_TASK, "schedule": timedelta(seconds=settings.reaper_interval_seconds)},
+            "expire-exports": {
+                "task": EXPIRE_EXPORTS_TASK,
+                "schedule": timedelta(seconds=settings.export_expire_interval_seconds),
+            },
         },
     )
+    if settings.backup_schedule_hours > 0:
+        app.conf.beat_schedule["backup-database"] = {
+            "task": BACKUP_TASK,
+            "schedule": timedelta(hours=settings.backup_schedule_hours),
+        }
     return app
 
 

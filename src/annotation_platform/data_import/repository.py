@@ -1,12 +1,18 @@
-"""SQL for imports: the annotator among the project's members, and the batched writes of one import."""
+"""SQL for imports: the annotator among the project's members, and the batched writes of one import.
+
+On PostgreSQL the rows go in through COPY: `ImportRepository.copy_*` stream records with asyncpg's
+`copy_records_to_table` into TEMPORARY staging tables (ON COMMIT DROP, so a rollback or a commit removes them),
+and set-based statements move them on into `items` and `annotations` inside the import's one transaction.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Uuid, and_, func, insert, or_, select, update
+from sqlalchemy import String, Uuid, and_, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.sql import rows_where_in
@@ -90,6 +96,123 @@ class ImportRepository:
                 .values(item_count=Container.item_count + delta)
                 .execution_options(synchronize_session=False)
             )
+
+    # --- PostgreSQL: COPY into staging tables, then set-based SQL ---------------------------------------------
+
+    async def create_stages(self, session: AsyncSession) -> None:
+        """The staging tables of one import; they live until its transaction ends (ON COMMIT DROP)."""
+        for statement in _STAGES:
+            await session.execute(text(statement))
+
+    async def copy_records(
+        self, session: AsyncSession, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
+    ) -> None:
+        """COPY (binary) through the session's own asyncpg connection, so inside the import's transaction."""
+        if not records:
+            return
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        if driver is None:
+            raise RuntimeError("the connection was closed while an import was writing")
+        await driver.copy_records_to_table(table, records=records, columns=list(columns))
+
+    async def insert_staged_items(self, session: AsyncSession, container_id: uuid.UUID, now: datetime) -> int:
+        """Moves the staged new items into `items` and empties the stage; the number inserted."""
+        result = await session.execute(
+            text(
+                "INSERT INTO items (id, container_id, external_id, content, metadata, sequence, parent_id, "
+                "created_at, updated_at) "
+                "SELECT id, :container_id, external_id, content, metadata, sequence, NULL, :now, :now "
+                "FROM import_items_stage"
+            ),
+            {"container_id": container_id, "now": now},
+        )
+        await session.execute(text("TRUNCATE import_items_stage"))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def insert_staged_annotations(
+        self, session: AsyncSession, container_id: uuid.UUID, author: uuid.UUID, now: datetime
+    ) -> int:
+        """The staged annotations, all on new items (so none can exist yet); empties the stage."""
+        result = await session.execute(
+            text(_INSERT_ANNOTATIONS), {"container_id": container_id, "author": author, "now": now}
+        )
+        await session.execute(text("TRUNCATE import_annotations_stage"))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def upsert_staged_annotations(
+        self, session: AsyncSession, container_id: uuid.UUID, author: uuid.UUID, now: datetime
+    ) -> tuple[int, int, int]:
+        """The staged annotations of `author`, by (item, type): inserted, or updated when the data differ, or left
+        alone. The first (oldest) of the author's plain annotations of a pair is the one compared, as on SQLite.
+        Empties the stage; returns (created, updated, unchanged)."""
+        row = (
+            await session.execute(
+                text(_UPSERT_ANNOTATIONS), {"container_id": container_id, "author": author, "now": now}
+            )
+        ).one()
+        await session.execute(text("TRUNCATE import_annotations_stage"))
+        staged, created, updated = int(row[0]), int(row[1]), int(row[2])
+        return created, updated, staged - created - updated
+
+    async def resolve_staged_parents(self, session: AsyncSession, container_id: uuid.UUID) -> int:
+        """Every staged (item, parent external id) at once: parents earlier or later in the file or already in
+        the container; a parent found nowhere leaves `parent_id` null."""
+        result = await session.execute(
+            text(
+                "UPDATE items SET parent_id = parent.id "
+                "FROM import_parents_stage AS wanted "
+                "JOIN items AS parent ON parent.container_id = :container_id "
+                "AND parent.external_id = wanted.parent_external_id "
+                "WHERE items.id = wanted.item_id AND parent.id <> wanted.item_id"
+            ),
+            {"container_id": container_id},
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+ITEM_STAGE_COLUMNS = ("id", "external_id", "content", "metadata", "sequence")
+PARENT_STAGE_COLUMNS = ("item_id", "parent_external_id")
+ANNOTATION_STAGE_COLUMNS = ("id", "item_id", "type", "data")
+
+_STAGES = (
+    "CREATE TEMPORARY TABLE import_items_stage (id uuid NOT NULL, external_id text NOT NULL, content text NOT NULL, "
+    "metadata jsonb NOT NULL, sequence bigint NOT NULL) ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE import_parents_stage (item_id uuid NOT NULL, parent_external_id text NOT NULL) "
+    "ON COMMIT DROP",
+    "CREATE TEMPORARY TABLE import_annotations_stage (id uuid NOT NULL, item_id uuid NOT NULL, type text NOT NULL, "
+    "data jsonb NOT NULL) ON COMMIT DROP",
+)
+
+_INSERT_ANNOTATIONS = """
+INSERT INTO annotations (id, item_id, container_id, type, data, created_by, version, created_at, updated_at)
+SELECT s.id, s.item_id, :container_id, s.type, s.data, :author, 1, :now, :now FROM import_annotations_stage AS s
+"""
+
+_UPSERT_ANNOTATIONS = """
+WITH found AS (
+    SELECT DISTINCT ON (a.item_id, a.type) a.id, a.item_id, a.type
+    FROM annotations AS a
+    JOIN import_annotations_stage AS s ON s.item_id = a.item_id AND s.type = a.type
+    WHERE a.created_by = :author AND a.start_offset IS NULL AND a.end_offset IS NULL
+    ORDER BY a.item_id, a.type, a.id
+), updated AS (
+    UPDATE annotations AS a
+    SET data = s.data, version = a.version + 1, updated_at = :now
+    FROM found AS c
+    JOIN import_annotations_stage AS s ON s.item_id = c.item_id AND s.type = c.type
+    WHERE a.id = c.id AND a.data <> s.data
+    RETURNING a.id
+), created AS (
+    INSERT INTO annotations (id, item_id, container_id, type, data, created_by, version, created_at, updated_at)
+    SELECT s.id, s.item_id, :container_id, s.type, s.data, :author, 1, :now, :now
+    FROM import_annotations_stage AS s
+    WHERE NOT EXISTS (SELECT 1 FROM found AS c WHERE c.item_id = s.item_id AND c.type = s.type)
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM import_annotations_stage), (SELECT count(*) FROM created), (SELECT count(*) FROM updated)
+"""
 
 
 import_repository = ImportRepository()

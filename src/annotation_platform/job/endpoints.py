@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.config import SettingsDep
@@ -52,6 +55,26 @@ async def list_job_errors(
     """The row errors an import found, in the order found (`row` is the 1-based data row)."""
     errors, cursor, total = await job_service.errors(session, job=job, params=page)
     return page_response(request, errors, cursor, total, settings.public_base_url)
+
+
+@router.get(
+    "/{job_id}/events",
+    operation_id="streamJobEvents",
+    response_class=EventSourceResponse,
+    responses={
+        **problem_responses(NotAuthenticated, NotFound),
+        200: {
+            "description": "`event: progress` with the job (JSON) whenever its status, progress or error count "
+            "change; `event: end` with the job once it has ended, then the stream closes. "
+            "A `: ping` comment every 15 s keeps proxies from closing an idle stream.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+    },
+)
+async def stream_job_events(job: OwnJob, request: Request) -> AsyncIterator[ServerSentEvent]:
+    """The job's progress as Server-Sent Events, for clients that would rather not poll `GET /jobs/{id}`."""
+    async for name, state in job_service.events(request.app.state.sessionmaker, job_id=job.id):
+        yield ServerSentEvent(event=name, data=state)
 
 
 @router.post(

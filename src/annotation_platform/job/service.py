@@ -7,12 +7,14 @@ with conditional updates (`queued -> running` only from `queued`), so a duplicat
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from annotation_platform.config import Settings
@@ -23,12 +25,18 @@ from annotation_platform.core.types import utcnow
 from annotation_platform.job.repository import job_repository
 from annotation_platform.job.schemas import JobErrorRead, JobRead
 from annotation_platform.models import Job, JobKind, JobStatus, User
+from annotation_platform.models.job import FINISHED_STATUSES
 
-TASK_OF_KIND = {JobKind.import_.value: "imports.run"}
+TASK_OF_KIND = {
+    JobKind.import_.value: "imports.run",
+    JobKind.export.value: "exports.run",
+    JobKind.backup.value: "backups.run",
+}
 WORKER_LOST = (
     "worker lost: no heartbeat for {seconds} s (the worker stopped or was killed); nothing was written. Retry."
 )
 MAX_STORED_ERRORS = 10_000
+EVENTS_POLL_SECONDS = 0.5
 
 
 class JobNotCancellable(Conflict):
@@ -151,6 +159,34 @@ class JobService:
         self.forget_cancel_request(job_id=job.id, settings=settings)
         enqueue_after_commit(session, TASK_OF_KIND[job.kind], str(job.id))
         return await self._reload(session, job.id)
+
+    async def events(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        job_id: uuid.UUID,
+        poll_seconds: float = EVENTS_POLL_SECONDS,
+    ) -> AsyncIterator[tuple[str, JobRead]]:
+        """`("progress", job)` whenever status, progress or error count change, then `("end", job)` once it ends.
+
+        Each poll reads the row in a session of its own that is closed before waiting, so a stream holds no
+        connection or transaction between polls. A job that disappears (its project deleted) ends the stream.
+        """
+        last: tuple[str, int, int, int] | None = None
+        while True:
+            async with session_factory() as session:
+                job = await job_repository.get(session, job_id)
+                current = JobRead.of(job) if job is not None else None
+            if current is None:
+                return
+            state = (current.status, current.progress.done, current.progress.total, current.error_count)
+            if state != last:
+                last = state
+                yield "progress", current
+            if current.status in FINISHED_STATUSES:
+                yield "end", current
+                return
+            await asyncio.sleep(poll_seconds)
 
     async def _reload(self, session: AsyncSession, job_id: uuid.UUID) -> Job:
         job = await job_repository.get(session, job_id)
