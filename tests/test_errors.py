@@ -251,3 +251,14 @@ async def test_logs_carry_no_request_values(settings: Settings, caplog: pytest.L
     assert PRIVATE_EMAIL not in logged
     assert "someone.else" not in logged
     assert "a secret password" not in logged
+
+
+def test_the_error_reference_document_lists_every_code() -> None:
+    """docs/errors.md stays true: every code the app can emit has its `### code` entry with its status."""
+    import annotation_platform.main  # noqa: F401 - imports every module, so every error class is registered
+
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "errors.md").read_text()
+    for code, error in AppError.registry.items():
+        entry = re.search(rf"^### {re.escape(code)}\n\n\*\*(\d{{3}})\b", reference, re.M)
+        assert entry is not None, f"docs/errors.md has no entry for {code}"
+        assert int(entry.group(1)) == error.status, code
