@@ -19,9 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
+from common import recreate_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE_URL = os.environ.get(
@@ -32,16 +31,6 @@ BATCH = 10_000
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "2000"))
 CONCURRENCY = 8
 PASSWORD = "a load-test passphrase 1234"
-
-
-async def recreate_database() -> None:
-    url = make_url(DATABASE_URL)
-    admin = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username, database="postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{url.database}"')
-    finally:
-        await admin.close()
 
 
 def free_port() -> int:
@@ -134,7 +123,7 @@ async def run(base: str) -> None:
 
 
 def main() -> None:
-    asyncio.run(recreate_database())
+    asyncio.run(recreate_database(DATABASE_URL))
     port = free_port()
     env = {
         **os.environ,

@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-import asyncpg
+from common import recreate_database
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,16 +51,6 @@ def generate(path: Path, rows: int) -> None:
             writer.writerow([str(1000 + n % 37), f"VAC_R{n // 1000:04d}_{n:07d}", text, reply, str(n % 11)])
 
 
-async def recreate_database() -> None:
-    url = make_url(DATABASE_URL)
-    admin = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username, database="postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{url.database}"')
-    finally:
-        await admin.close()
-
-
 def peak_memory_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -79,7 +69,7 @@ async def import_once(csv_path: Path, size: int, mode: str) -> dict[str, float]:
     from annotation_platform.job.repository import job_repository
     from annotation_platform.models import Container, Job, JobKind, JobStatus, Membership, Project, User
 
-    await recreate_database()
+    await recreate_database(DATABASE_URL)
     config = alembic_config(DATABASE_URL)
     config.attributes["configure_logging"] = False
     await asyncio.to_thread(command.upgrade, config, "head")
