@@ -26,7 +26,7 @@ import csv
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -396,14 +396,14 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-_Rows = Generator[ParsedRow | RowProblem, None, None]
+Rows = Generator[ParsedRow | RowProblem, None, None]
 
 # --- files ----------------------------------------------------------------------------------------------------
 
 
 def parse_rows(
     path: Path, *, file_format: str, mapping: dict[str, str] | None, container_type: str, encoding: str = "utf-8"
-) -> Iterator[ParsedRow | RowProblem]:
+) -> Rows:
     """Stream the rows of the file at `path`: a `ParsedRow` per good row, `RowProblem`s for bad ones.
 
     `file_format` is `csv`, `json` (an array of objects) or `jsonl`; `mapping` as for `effective_mapping`
@@ -484,7 +484,7 @@ def _open_text(path: Path, codec: str) -> TextIO:
     return path.open(encoding=codec, newline="")
 
 
-def _parse_csv(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> _Rows:
+def _parse_csv(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> Rows:
     with _open_text(path, codec) as handle:
         head = handle.read(_SNIFF_CHARS)
     if not head.strip():
@@ -615,7 +615,7 @@ class _JsonIdSeen:
             )
 
 
-def _parse_json_lines(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> _Rows:
+def _parse_json_lines(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> Rows:
     decoder = _json_decoder()
     ids = _JsonIdSeen(spec)
     first = True
@@ -728,7 +728,7 @@ class _JsonArrayReader:
             return obj, suspicious
 
 
-def _parse_json_array(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> _Rows:
+def _parse_json_array(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> Rows:
     ids = _JsonIdSeen(spec)
     with _open_text(path, codec) as handle:
         reader = _JsonArrayReader(handle)
@@ -774,5 +774,5 @@ def _parse_json_array(path: Path, spec: _Spec, codec: str, builder: _RowBuilder)
     ids.check()
 
 
-_Parser = Callable[[Path, _Spec, str, _RowBuilder], _Rows]
+_Parser = Callable[[Path, _Spec, str, _RowBuilder], Rows]
 _PARSERS: Final[dict[str, _Parser]] = {"csv": _parse_csv, "json": _parse_json_array, "jsonl": _parse_json_lines}
