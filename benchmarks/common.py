@@ -80,7 +80,7 @@ def redis_url() -> str | None:
         client = redis.Redis.from_url(url, socket_connect_timeout=1)
         client.flushdb()
         client.close()
-    except Exception:  # noqa: BLE001 - any failure means "no Redis here"
+    except Exception:  # any failure means "no Redis here"
         return None
     return url
 

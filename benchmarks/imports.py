@@ -55,9 +55,8 @@ def main() -> None:
             job = client.wait(job_id)
             seconds = time.perf_counter() - started
             result = job["result"]
-            assert isinstance(result, dict)
-            if result["items_created"] != ROWS:
-                raise SystemExit(f"the import created {result['items_created']} items, not {ROWS}")
+            if not isinstance(result, dict) or result["items_created"] != ROWS:
+                raise SystemExit(f"the import did not create {ROWS} items: {result}")
             peak = service.worker_peak_mb()
             in_worker = seconds_between(job, "started_at", "finished_at")
             print(
