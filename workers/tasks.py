@@ -19,13 +19,14 @@ def run_import_task(job_id: str) -> None:
 
 
 @app.task(name="jobs.reap")
-def reap_jobs() -> int:
-    """Fails running jobs whose worker went silent (killed, lost): they end `failed` and can be retried."""
+def reap_jobs() -> tuple[int, int]:
+    """Fails running jobs whose worker went silent (killed, lost): they end `failed` and can be retried. Sends
+    again the tasks of jobs that stayed queued too long (their message was lost)."""
     current = runtime()
 
-    async def reap() -> int:
+    async def reap() -> tuple[int, int]:
         async with current.sessionmaker() as session, session.begin():
-            return await job_service.reap(session, timeout_seconds=current.settings.job_heartbeat_timeout_seconds)
+            return await job_service.reap(session, settings=current.settings)
 
     return current.run(reap())
 

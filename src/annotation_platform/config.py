@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     job_heartbeat_timeout_seconds: int = Field(
         default=300, ge=1, description="A running job whose worker was silent this long is failed by the reaper."
     )
+    job_resend_after_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="A job still queued this long after its task was sent is sent again by the reaper "
+        "(the message was lost, e.g. the broker was down); a duplicate is harmless.",
+    )
     reaper_interval_seconds: float = Field(default=30, gt=0, description="How often beat runs the reaper.")
     health_check_workers: bool | None = Field(
         default=None, description="Ping the workers in /health/ready; unset = yes, except when ENVIRONMENT=test."

@@ -84,5 +84,18 @@ class JobRepository:
         )
         return int((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
 
+    async def mark_resent(
+        self, session: AsyncSession, sent_before: datetime, now: datetime
+    ) -> list[tuple[uuid.UUID, str]]:
+        """Queued jobs whose task was last sent before `sent_before`: marked sent now; their (id, kind)."""
+        statement = (
+            update(Job)
+            .where(Job.status == JobStatus.queued.value, func.coalesce(Job.heartbeat_at, Job.created_at) < sent_before)
+            .values(heartbeat_at=now)
+            .returning(Job.id, Job.kind)
+            .execution_options(synchronize_session=False)
+        )
+        return [(row.id, row.kind) for row in await session.execute(statement)]
+
 
 job_repository = JobRepository()
