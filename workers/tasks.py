@@ -6,7 +6,7 @@ import uuid
 
 from annotation_platform.backup.service import run_backup, run_scheduled_backup
 from annotation_platform.data_export.service import export_service, run_export
-from annotation_platform.data_import.service import run_import
+from annotation_platform.data_import.service import import_service, run_import
 from annotation_platform.job.service import job_service
 from workers.app import app, runtime
 
@@ -16,6 +16,19 @@ def run_import_task(job_id: str) -> None:
     """Runs an import job; the service owns its transactions (one for the data, short ones for progress)."""
     current = runtime()
     current.run(run_import(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
+
+
+@app.task(name="imports.expire_uploads")
+def expire_uploads() -> int:
+    """Deletes uploads of ended imports older than UPLOAD_RETENTION_HOURS (failed and cancelled ones are kept
+    that long for a retry)."""
+    current = runtime()
+
+    async def expire() -> int:
+        async with current.sessionmaker() as session:
+            return await import_service.expire_uploads(session, settings=current.settings)
+
+    return current.run(expire())
 
 
 @app.task(name="jobs.reap")

@@ -75,7 +75,14 @@ class Settings(BaseSettings):
     # Exports (`POST /projects/{id}/exports`): files in DATA_DIR/exports, removed by beat after the retention.
     export_retention_hours: float = Field(default=72, gt=0, description="Export files are deleted after this long.")
     export_batch_size: int = Field(default=2000, ge=1, description="Items an export reads per page.")
-    export_expire_interval_seconds: float = Field(default=3600, gt=0, description="How often beat expires exports.")
+    export_expire_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often beat expires exports and old uploads."
+    )
+    upload_retention_hours: float = Field(
+        default=168,
+        gt=0,
+        description="Uploads of failed or cancelled imports are kept this long for a retry (succeeded: deleted).",
+    )
 
     # Backups (`annotation-platform backup ...`, `/api/v1/admin/backups`).
     backup_dir: Path | None = Field(default=None, description="Where backup files go; unset = DATA_DIR/backups.")

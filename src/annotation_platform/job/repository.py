@@ -97,5 +97,12 @@ class JobRepository:
         )
         return [(row.id, row.kind) for row in await session.execute(statement)]
 
+    async def active_of(self, session: AsyncSession, job_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of `job_ids` that are queued or running."""
+        statement = select(Job.id).where(
+            Job.id.in_(list(job_ids)), Job.status.in_([JobStatus.queued.value, JobStatus.running.value])
+        )
+        return set((await session.execute(statement)).scalars())
+
 
 job_repository = JobRepository()
