@@ -163,9 +163,11 @@ class ExportRepository:
             bindparam("types", type_=ARRAY(String())),
             bindparam("after_id", type_=Uuid()),
         ]
+        annotation_list = _ANNOTATION_LIST
         if csv_columns is None:
             columns = _JSON_LINE
         else:
+            annotation_list = ""
             metadata_keys, label_keys = csv_columns
             cells = ["i.external_id", "i.content", "p.external_id AS parent"]
             for n, key in enumerate(metadata_keys):
@@ -173,9 +175,10 @@ class ExportRepository:
                 cells.append(f"i.metadata ->> :m{n} AS m{n}")
             for n, key in enumerate(label_keys):
                 params[f"l{n}"] = key
-                cells.append(f"lab.labels ->> :l{n} AS l{n}")
+                cells.append(f"ann.labels ->> :l{n} AS l{n}")
             columns = ", ".join(cells)
-        statement = text(_BUILT_PAGE.format(columns=columns)).bindparams(*binds)
+        sql = _BUILT_PAGE.format(columns=columns, annotation_list=annotation_list)
+        statement = text(sql).bindparams(*binds)
         return list((await session.execute(statement, params)).all())
 
     async def finished_exports_before(
@@ -204,39 +207,37 @@ _JSON_LINE = """(jsonb_build_object(
         'annotations', coalesce(ann.list, '[]'::jsonb))
     || coalesce((SELECT jsonb_object_agg('metadata.' || m.key, m.value)
                  FROM jsonb_each(CASE WHEN jsonb_typeof(i.metadata) = 'object' THEN i.metadata END) AS m), '{}')
-    || coalesce(lab.labels, '{}'))::text AS line"""
+    || coalesce(ann.labels, '{}'))::text AS line"""
 
-# The label of each (type, annotator) on an item: the oldest plain annotation, else the oldest span.
+# One pass over an item's annotations: how many, the list (JSON formats only) and the label of each (type,
+# annotator): jsonb keeps the last value of a repeated key, so spans come first and plain annotations last,
+# newest first: the oldest plain annotation wins, else the oldest span (as `_Records.build` does).
 _BUILT_PAGE = """
 SELECT i.id, i.sequence, coalesce(ann.count, 0) AS annotations, {columns}
 FROM items AS i
 LEFT JOIN items AS p ON p.id = i.parent_id
 LEFT JOIN LATERAL (
-    SELECT count(*) AS count, jsonb_agg(jsonb_build_object(
-        'type', a.type, 'data', a.data, 'start_offset', a.start_offset, 'end_offset', a.end_offset,
-        'author', coalesce(u.username, :unknown), 'version', a.version) ORDER BY a.id) AS list
-    FROM annotations AS a LEFT JOIN users AS u ON u.id = a.created_by
-    WHERE a.item_id = i.id AND (CAST(:types AS text[]) IS NULL OR a.type = ANY(:types))
-) AS ann ON true
-LEFT JOIN LATERAL (
-    SELECT jsonb_object_agg(label.key, label.value) AS labels
-    FROM (
-        SELECT DISTINCT ON (a.type, coalesce(u.username, :unknown))
-            a.type || ':' || coalesce(u.username, :unknown) AS key,
+    SELECT count(*) AS count, {annotation_list}
+        jsonb_object_agg(
+            a.type || ':' || coalesce(u.username, :unknown),
             CASE
                 WHEN jsonb_typeof(a.data) = 'object' AND a.type = 'thread' AND a.data ? 'thread_id'
                     THEN a.data -> 'thread_id'
                 WHEN jsonb_typeof(a.data) = 'object' AND a.data ? 'value' THEN a.data -> 'value'
                 ELSE a.data
-            END AS value
-        FROM annotations AS a LEFT JOIN users AS u ON u.id = a.created_by
-        WHERE a.item_id = i.id AND (CAST(:types AS text[]) IS NULL OR a.type = ANY(:types))
-        ORDER BY a.type, coalesce(u.username, :unknown), a.start_offset IS NOT NULL, a.id
-    ) AS label
-) AS lab ON true
+            END
+            ORDER BY a.start_offset IS NULL, a.id DESC
+        ) AS labels
+    FROM annotations AS a LEFT JOIN users AS u ON u.id = a.created_by
+    WHERE a.item_id = i.id AND (CAST(:types AS text[]) IS NULL OR a.type = ANY(:types))
+) AS ann ON true
 WHERE i.container_id = :container_id AND (i.sequence, i.id) > (:after_sequence, :after_id)
 ORDER BY i.sequence, i.id
 LIMIT :limit
 """
+
+_ANNOTATION_LIST = """jsonb_agg(jsonb_build_object(
+            'type', a.type, 'data', a.data, 'start_offset', a.start_offset, 'end_offset', a.end_offset,
+            'author', coalesce(u.username, :unknown), 'version', a.version) ORDER BY a.id) AS list,"""
 
 export_repository = ExportRepository()
