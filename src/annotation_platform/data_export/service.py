@@ -260,8 +260,8 @@ class _Writer:
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
         raise NotImplementedError
 
-    def write_built(self, container_name: str, row: Any) -> bytes:
-        """A row of `ExportRepository.built_page` (PostgreSQL)."""
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        """The rows of one `ExportRepository.built_page` (PostgreSQL)."""
         raise NotImplementedError
 
     def end(self) -> bytes:
@@ -281,8 +281,8 @@ class _JsonLinesWriter(_Writer):
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
         return orjson.dumps(_flat(record, labels)) + b"\n"
 
-    def write_built(self, container_name: str, row: Any) -> bytes:
-        return str(row.line).encode() + b"\n"
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        return "".join(f"{row.line}\n" for row in rows).encode()
 
 
 class _JsonWriter(_Writer):
@@ -295,8 +295,8 @@ class _JsonWriter(_Writer):
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
         return self._separator() + orjson.dumps(_flat(record, labels))
 
-    def write_built(self, container_name: str, row: Any) -> bytes:
-        return self._separator() + str(row.line).encode()
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        return b"".join(self._separator() + str(row.line).encode() for row in rows)
 
     def _separator(self) -> bytes:
         separator = b"\n" if self.first else b",\n"
@@ -340,10 +340,25 @@ class _CsvWriter(_Writer):
         ]
         return self._row(cells)
 
-    def write_built(self, container_name: str, row: Any) -> bytes:
-        cells = [container_name, row.external_id, str(row.sequence), row.content, row.parent or ""]
-        cells += [cell or "" for cell in row[6:]]
-        return self._row(cells)
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        """All rows with one `writerows`: per-row buffer handling was half the time of a page."""
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        self.csv.writerows(
+            [
+                "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+                for cell in (
+                    container_name,
+                    row.external_id,
+                    str(row.sequence),
+                    row.content,
+                    row.parent or "",
+                    *(value or "" for value in row[6:]),
+                )
+            ]
+            for row in rows
+        )
+        return self.buffer.getvalue().encode("utf-8")
 
 
 async def run_export(
@@ -487,7 +502,7 @@ class _Exporter:
             types=self.types,
             csv_columns=writer.csv_columns,
         )
-        chunk = b"".join(writer.write_built(container.name, row) for row in rows)
+        chunk = writer.write_built(container.name, rows)
         return rows, chunk, sum(row.annotations for row in rows)
 
     async def _progress(self, done: int, total: int) -> None:
