@@ -6,7 +6,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from pydantic import Field, model_validator
@@ -76,6 +76,30 @@ class Settings(BaseSettings):
     backup_retention_count: int = Field(default=7, ge=1, description="Backups kept; older ones are deleted.")
     backup_schedule_hours: float = Field(default=24, ge=0, description="Beat takes a backup this often; 0 = never.")
 
+    # Production server (`annotation-platform serve --prod`, deploy/gunicorn.conf.py) and observability.
+    web_concurrency: int | None = Field(
+        default=None, ge=1, description="API processes under `serve --prod`; unset = one per CPU, at least 2."
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated addresses of the reverse proxies whose X-Forwarded-For/-Proto are trusted.",
+    )
+    graceful_timeout_seconds: int = Field(
+        default=30, ge=1, description="On SIGTERM, in-flight requests get this long to finish before workers die."
+    )
+    worker_timeout_seconds: int = Field(
+        default=60, ge=1, description="A silent (hung) API worker process is restarted after this long."
+    )
+    keepalive_seconds: int = Field(default=5, ge=1, description="Idle keep-alive connections are closed after this.")
+    log_format: Literal["json", "text"] | None = Field(
+        default=None, description="Log line format; unset = json in production, text otherwise."
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics on GET /metrics.")
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="A Celery worker serves its Prometheus metrics on this port."
+    )
+    sentry_dsn: str | None = Field(default=None, repr=False, description="Send errors to Sentry; unset = off.")
+
     @model_validator(mode="after")
     def _production_needs_a_strong_key(self) -> Settings:
         if self.environment is Environment.production:
@@ -104,6 +128,12 @@ class Settings(BaseSettings):
         if self.health_check_workers is not None:
             return self.health_check_workers
         return self.environment is not Environment.test
+
+    @property
+    def logs_as_json(self) -> bool:
+        if self.log_format is not None:
+            return self.log_format == "json"
+        return self.environment is Environment.production
 
     @property
     def resolved_backup_dir(self) -> Path:
