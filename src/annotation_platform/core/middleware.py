@@ -70,6 +70,8 @@ class RequestIdMiddleware:
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": duration_ms,
+                    # The peer, or the X-Forwarded-For client when the peer is a trusted proxy.
+                    "client": (scope.get("client") or ("",))[0] or None,
                 },
             )
             request_context.reset(context_token)
