@@ -43,6 +43,10 @@ from annotation_platform.core.middleware import route_template
 from annotation_platform.core.queue import broker_folders
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+if _folder := os.environ.get(MULTIPROC_ENV):
+    # The counters below are files in this folder (multiprocess mode); it must exist before they are made.
+    Path(_folder).mkdir(parents=True, exist_ok=True)
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 JOB_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
 
