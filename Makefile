@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run serve-prod test test-sqlite test-postgres lint format migration migrations-check bench-core bench-import lock deploy-tools deploy-check ci clean
+.PHONY: help run serve-prod test test-sqlite test-postgres lint format migration migrations-check bench-core bench-import lock docs deploy-tools deploy-check ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -60,6 +60,9 @@ lock: ## re-pin requirements*.lock from pyproject.toml
 	$(PYTHON) -m venv /tmp/annotation-platform-lock && /tmp/annotation-platform-lock/bin/pip install --quiet pip-tools
 	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
+
+docs: $(BIN)/.runtime ## regenerate the settings reference table in docs/deployment.md from the Settings class
+	$(BIN)/python -m annotation_platform.core.settings_reference
 
 deploy-tools: ## Debian's docker-compose and promtool (package prometheus), for deploy-check; as root or with sudo
 	@if ! command -v promtool >/dev/null || ! command -v docker-compose >/dev/null; then \
