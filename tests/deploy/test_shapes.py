@@ -4,6 +4,7 @@ the health endpoints and resource requests and limits. (Their schemas are checke
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,19 @@ def test_kubernetes_api_probes_and_the_rest_of_the_set() -> None:
     beat = next(document for document in kubernetes_documents() if document["metadata"]["name"].endswith("-beat"))
     assert beat["spec"]["replicas"] == 1
     assert beat["spec"]["strategy"]["type"] == "Recreate"
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """GitHub's anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", markdown, flags=re.MULTILINE)
+    return {re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_every_alert_links_to_a_runbook_section() -> None:
+    rules = [rule for group in load("deploy/prometheus/alerts.yml")["groups"] for rule in group["rules"]]
+    anchors = heading_anchors((REPO / "docs" / "operations.md").read_text())
+    assert len(rules) >= 9
+    for rule in rules:
+        document, _, anchor = rule["annotations"]["runbook"].partition("#")
+        assert document == "docs/operations.md", rule["alert"]
+        assert anchor in anchors, (rule["alert"], anchor)
