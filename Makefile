@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run serve-prod test test-sqlite test-postgres lint format migration migrations-check bench-core bench-import lock docs deploy-tools deploy-check ci clean
+.PHONY: help run test test-sqlite test-postgres lint format migration migrations-check bench-core bench-import lock ci clean
+.PHONY: serve-prod docs deploy-tools deploy-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
