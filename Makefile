@@ -6,7 +6,6 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help run test test-sqlite test-postgres lint format migration migrations-check bench-core bench-import lock ci clean
-.PHONY: serve-prod docs deploy-tools deploy-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -62,6 +61,7 @@ lock: ## re-pin requirements*.lock from pyproject.toml
 	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
 
+.PHONY: serve-prod docs deploy-tools deploy-check
 docs: $(BIN)/.runtime ## regenerate the settings reference table in docs/deployment.md from the Settings class
 	$(BIN)/python -m annotation_platform.core.settings_reference
 
