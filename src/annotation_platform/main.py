@@ -121,9 +121,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_request_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
-    if settings.metrics_enabled:
-        instrument_engine(engine, settings)
-        app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
@@ -144,6 +141,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(health_router)
     if settings.metrics_enabled:
+        instrument_engine(engine, settings)
+        # Outermost: it counts every answer, those of the other middlewares (413, 403, 429) too.
+        app.add_middleware(MetricsMiddleware)
         app.include_router(metrics_router)
     _install_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
