@@ -72,6 +72,7 @@ EXPOSE 8000
 
 # python's slim image has no curl; the standard library is enough. A non-2xx answer raises.
 # Liveness only: readiness (database, Redis, workers) is the orchestrator's business, not Docker's restart loop.
+# This is the API's check; worker and beat containers override it (docker-compose.yml does).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/live' % os.environ.get('PORT', '8000'), timeout=4)"]
 
