@@ -42,6 +42,9 @@ control_socket_disable = True
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108 - gunicorn's documented advice
 
 
+TEMPORARY_METRICS_PREFIX = "annotation-platform-metrics-"
+
+
 def on_starting(server: Any) -> None:
     """Logs as the application does, and gives the workers one fresh folder for their Prometheus counters."""
     configure_logging(settings)
@@ -50,7 +53,7 @@ def on_starting(server: Any) -> None:
         shutil.rmtree(folder, ignore_errors=True)  # counters of a previous run would be added to this one's
         Path(folder).mkdir(parents=True, exist_ok=True)
     else:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="annotation-platform-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=TEMPORARY_METRICS_PREFIX)
 
 
 def post_worker_init(worker: Any) -> None:
@@ -62,3 +65,10 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    """Removes the metrics folder this server made for itself (one given in the environment is left)."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
+    if folder.name.startswith(TEMPORARY_METRICS_PREFIX):
+        shutil.rmtree(folder, ignore_errors=True)
