@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -28,6 +29,7 @@ from annotation_platform.config import Settings
 from tests.conftest import PASSWORD, migrate
 
 REPO = Path(__file__).resolve().parents[1]
+DOCKERFILE = (REPO / "Dockerfile").read_text()
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 IN_FLIGHT = 16
@@ -181,6 +183,14 @@ def test_forwarded_for_is_believed_only_from_configured_proxies(tmp_path: Path, 
             f"{server.url}/health/live", headers={"X-Forwarded-For": "203.0.113.9", "X-Request-ID": "proxy-test"}
         )
         assert response.status_code == 200
+        # The image's HEALTHCHECK command, run as Docker would, against this server.
+        match = re.search(r"^\s+CMD (\[.+\])$", DOCKERFILE, flags=re.MULTILINE)
+        assert match, "no HEALTHCHECK CMD in the Dockerfile"
+        program, *arguments = json.loads(match[1])
+        assert program == "python"
+        healthcheck = [sys.executable, *arguments]
+        ran = subprocess.run(healthcheck, env={**os.environ, "PORT": str(server.port)}, timeout=30, check=False)
+        assert ran.returncode == 0
         server.process.send_signal(signal.SIGTERM)
         server.process.wait(timeout=STOP_TIMEOUT)
     access = [
