@@ -1,5 +1,5 @@
 """A real worker (`--pool=solo`) serves its own metrics on WORKER_METRICS_PORT: tasks started, their duration
-and outcome, by kind."""
+and outcome, by kind; and docker-compose.yml's worker healthcheck, run as compose would, finds it."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 
 import httpx
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.data_import.helpers import ROOM, chat_csv, upload
@@ -35,7 +35,8 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def start_worker_with_metrics(stack: Stack, port: int) -> Worker:
     log = stack.tmp / "metrics-worker.log"
     command = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool=solo", "--loglevel=INFO"]
-    command += ["-Q", stack.settings.queue_name, "-n", f"metrics-{uuid.uuid4().hex[:6]}@%h", "--without-mingle"]
+    # The default node name, celery@<host name>, which the compose healthcheck pings.
+    command += ["-Q", stack.settings.queue_name, "-n", "celery@%h", "--without-mingle"]
     with log.open("ab") as output:
         process = subprocess.Popen(
             [*command, "--without-gossip"],
@@ -68,3 +69,18 @@ async def test_a_worker_exports_task_metrics_on_its_port(stack: Stack) -> None:
     assert samples[("celery_task_duration_seconds_count", (*kind, ("outcome", "success")))] == 1
     assert samples.get(("celery_tasks_failed_total", kind), 0) == 0
     assert samples[("process_resident_memory_bytes", ())] > 0
+
+
+def test_the_compose_worker_healthcheck_pings_this_worker(stack: Stack) -> None:
+    start_worker_with_metrics(stack, free_port())
+    kind, command = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["worker"]["healthcheck"][
+        "test"
+    ]
+    assert kind == "CMD-SHELL"
+    env = {**worker_env(stack.settings), "HOSTNAME": socket.gethostname()}
+    # compose turns $$ into $; the container has `celery` on PATH, here it is this interpreter's.
+    script = command.replace("$$", "$").replace("celery -A", f"{sys.executable} -m celery -A")
+    ran = subprocess.run(["sh", "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    elsewhere = script.replace("celery@$HOSTNAME", "celery@no-such-host")
+    assert subprocess.run(["sh", "-c", elsewhere], cwd=REPO, env=env, timeout=60, check=False).returncode != 0
