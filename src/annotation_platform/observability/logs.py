@@ -113,4 +113,6 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
         logger.propagate = True
     for name in ("uvicorn.access", "gunicorn.access"):
         logging.getLogger(name).disabled = True
+    # Alembic announces each of its plugins whenever the migration scripts are read (every app start).
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     return handler
