@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from annotation_platform.data_import.service import import_service, upload_path
@@ -272,9 +274,10 @@ async def test_json_lines_import(app: Any, client: httpx.AsyncClient, api: Api, 
 
 
 async def test_uploads_are_kept_only_while_a_retry_may_need_them(
-    app: Any, client: httpx.AsyncClient, api: Api, team: Team
+    app: Any, client: httpx.AsyncClient, api: Api, team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = app.state.settings
+    monkeypatch.setattr(settings, "data_dir", tmp_path)  # this test's uploads only
     room = await _room(api, team)
     succeeded = await start(client, room, team.owner, chat_csv(ROOM))
     failed = await start(client, room, team.owner, chat_csv(BAD_ROWS))
