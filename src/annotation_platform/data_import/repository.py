@@ -104,6 +104,16 @@ class ImportRepository:
         for statement in _STAGES:
             await session.execute(text(statement))
 
+    async def analyze(self, session: AsyncSession) -> None:
+        """Fresh planner statistics for the tables an import grows, counting its own uncommitted rows.
+
+        Statements are prepared once and their plans cached (the foreign-key checks' too). Planned while a
+        container's table looked empty, they scan it whole for every row, and an import slows down as it grows:
+        85 ms per batch of 100 rows at 20,000 rows. ANALYZE, allowed inside the transaction, also invalidates
+        those plans, so they are made again for the table as it now is.
+        """
+        await session.execute(text("ANALYZE items, annotations"))
+
     async def copy_records(
         self, session: AsyncSession, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
     ) -> None:

@@ -661,6 +661,16 @@ class _CopyWriter(_BatchWriter):
         await super().start()
         await import_repository.create_stages(self.session)
         self.forward_parent_count = 0
+        self.written = 0
+        self.analyze_at = 0
+
+    async def _analyze_as_tables_grow(self, rows: int) -> None:
+        """ANALYZE after the first batch, then each time the import has written four times as many rows: a
+        handful of times per import, so plans keep up with the tables (see `ImportRepository.analyze`)."""
+        self.written += rows
+        if self.written >= self.analyze_at:
+            await import_repository.analyze(self.session)
+            self.analyze_at = self.written * 4
 
     async def write(self, rows: list[parsing.ParsedRow]) -> None:
         session = self.session
@@ -701,6 +711,7 @@ class _CopyWriter(_BatchWriter):
             self.counts.annotations_created += created
             self.counts.annotations_updated += updated
             self.counts.annotations_unchanged += unchanged
+        await self._analyze_as_tables_grow(len(rows))
 
     async def resolve_forward_parents(self) -> None:
         resolved = 0
