@@ -1,9 +1,8 @@
 """SQL for exports: the containers to read, the (type, annotator) label columns, items in keyset pages, and
 the annotations of one page of items.
 
-On PostgreSQL pages come ready-made instead: the database builds each item's JSON object in the query that
-reads the page (`json_page`), and writes CSV rows itself with `COPY ... TO STDOUT` (`copy_csv_page`), so the
-worker only writes bytes. The rules are those of
+On PostgreSQL a page comes ready-made instead (`built_page`): the database builds each item's JSON object, or
+its CSV cells, in the same query that reads the page, so the worker only writes bytes. The rules are those of
 the Python builder in `service.py` (`_Records`, `label_value`, `_text`), and the tests run both backends.
 """
 
@@ -11,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,26 +36,6 @@ from annotation_platform.core.sql import rows_where_in
 from annotation_platform.models import Annotation, Container, Item, Job, JobKind, JobStatus, User
 
 UNKNOWN_AUTHOR = "deleted-user"
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-"""First characters that make a spreadsheet run a cell as a formula."""
-_FORMULA_STARTS_SQL = "'=', '+', '-', '@', E'\\t', E'\\r'"
-
-
-@dataclass(frozen=True)
-class PageBounds:
-    items: int
-    annotations: int
-    last: tuple[int, uuid.UUID]
-
-
-def _csv_cell(expression: str) -> str:
-    """A CSV cell from a text expression: formulas get a leading `'` (as `service.neutralise`), and an empty
-    value becomes NULL, which COPY writes as an empty, unquoted cell (as Python's csv module does)."""
-    expression = f"({expression})"
-    return (
-        f"CASE WHEN left({expression}, 1) IN ({_FORMULA_STARTS_SQL}) THEN '''' || {expression} "
-        f"ELSE nullif({expression}, '') END"
-    )
 
 
 class ExportRepository:
@@ -159,7 +137,7 @@ class ExportRepository:
         rows.sort(key=lambda row: row.id)
         return rows
 
-    async def json_page(
+    async def built_page(
         self,
         session: AsyncSession,
         container: Container,
@@ -167,9 +145,11 @@ class ExportRepository:
         limit: int,
         *,
         types: Sequence[str] | None,
+        csv_columns: tuple[Sequence[str], Sequence[str]] | None,
     ) -> list[Row[Any]]:
         """PostgreSQL: up to `limit` items after `(sequence, id)`, each with `id`, `sequence`, `annotations` (how
-        many) and `line`: its JSON object as text, built by the database."""
+        many) and either `line` (its JSON object as text) or, given `csv_columns` (metadata keys, label keys), its
+        CSV cells as text or NULL: `external_id`, `content`, `parent`, `m0`..., `l0`...."""
         params: dict[str, Any] = {
             "container_id": container.id,
             "container_name": container.name,
@@ -179,85 +159,27 @@ class ExportRepository:
             "types": list(types) if types is not None else None,
             "unknown": UNKNOWN_AUTHOR,
         }
-        statement = text(_JSON_PAGE).bindparams(
-            bindparam("types", type_=ARRAY(String())), bindparam("after_id", type_=Uuid())
-        )
-        return list((await session.execute(statement, params)).all())
-
-    async def page_bounds(
-        self,
-        session: AsyncSession,
-        container_id: uuid.UUID,
-        after: tuple[int, uuid.UUID] | None,
-        limit: int,
-        types: Sequence[str] | None,
-    ) -> PageBounds | None:
-        """PostgreSQL: the next page's size, its annotations and its last `(sequence, id)`; None past the end."""
-        params = {
-            "container_id": container_id,
-            "after_sequence": after[0] if after else -1,
-            "after_id": after[1] if after else uuid.UUID(int=0),
-            "limit": limit,
-            "types": list(types) if types is not None else None,
-        }
-        statement = text(_PAGE_BOUNDS).bindparams(
-            bindparam("types", type_=ARRAY(String())), bindparam("after_id", type_=Uuid())
-        )
-        row = (await session.execute(statement, params)).one()
-        if not row.items:
-            return None
-        return PageBounds(int(row.items), int(row.annotations), (int(row.last_sequence), row.last_id))
-
-    async def copy_csv_page(
-        self,
-        session: AsyncSession,
-        container: Container,
-        after: tuple[int, uuid.UUID] | None,
-        last: tuple[int, uuid.UUID],
-        *,
-        types: Sequence[str] | None,
-        metadata_keys: Sequence[str],
-        label_keys: Sequence[str],
-    ) -> bytes:
-        """PostgreSQL: the CSV rows of the items after `after` up to `last`, by `COPY ... TO STDOUT (FORMAT csv)`
-        in the session's transaction: cells as `_CsvWriter` writes them, formulas neutralised, `\n` line ends."""
-        params: dict[str, Any] = {
-            "container_id": container.id,
-            "container_name": container.name,
-            "after_sequence": after[0] if after else -1,
-            "after_id": after[1] if after else uuid.UUID(int=0),
-            "last_sequence": last[0],
-            "last_id": last[1],
-            "types": list(types) if types is not None else None,
-            "unknown": UNKNOWN_AUTHOR,
-        }
-        cells = ["CAST(:container_name AS text)", "i.external_id", "i.sequence::text", "i.content", "p.external_id"]
-        for n, key in enumerate(metadata_keys):
-            params[f"m{n}"] = key
-            cells.append(f"i.metadata ->> CAST(:m{n} AS text)")
-        for n, key in enumerate(label_keys):
-            params[f"l{n}"] = key
-            cells.append(f"ann.labels ->> CAST(:l{n} AS text)")
         binds: list[BindParameter[Any]] = [
-            bindparam(name, type_=Uuid()) for name in ("after_id", "last_id", "container_id")
+            bindparam("types", type_=ARRAY(String())),
+            bindparam("after_id", type_=Uuid()),
         ]
-        if label_keys:
-            binds.append(bindparam("types", type_=ARRAY(String())))
-        sql = _CSV_PAGE.format(cells=", ".join(_csv_cell(cell) for cell in cells), labels=_LABELS if label_keys else "")
+        annotation_list = _ANNOTATION_LIST
+        if csv_columns is None:
+            columns = _JSON_LINE
+        else:
+            annotation_list = ""
+            metadata_keys, label_keys = csv_columns
+            cells = ["i.external_id", "i.content", "p.external_id AS parent"]
+            for n, key in enumerate(metadata_keys):
+                params[f"m{n}"] = key
+                cells.append(f"i.metadata ->> :m{n} AS m{n}")
+            for n, key in enumerate(label_keys):
+                params[f"l{n}"] = key
+                cells.append(f"ann.labels ->> :l{n} AS l{n}")
+            columns = ", ".join(cells)
+        sql = _BUILT_PAGE.format(columns=columns, annotation_list=annotation_list)
         statement = text(sql).bindparams(*binds)
-        compiled = statement.compile(dialect=session.get_bind().dialect)
-        arguments = [params[name] for name in compiled.positiontup or ()]
-        connection = await session.connection()
-        raw = (await connection.get_raw_connection()).driver_connection
-        if raw is None:
-            raise RuntimeError("the connection was closed while an export was reading")
-        received: list[bytes] = []
-
-        async def keep(data: bytes) -> None:
-            received.append(data)
-
-        await raw.copy_from_query(str(compiled), *arguments, output=keep, format="csv")
-        return b"".join(received)
+        return list((await session.execute(statement, params)).all())
 
     async def finished_exports_before(
         self, session: AsyncSession, before: datetime, after: uuid.UUID | None, limit: int
@@ -290,7 +212,10 @@ _JSON_LINE = """(jsonb_build_object(
 # One pass over an item's annotations: how many, the list (JSON formats only) and the label of each (type,
 # annotator): jsonb keeps the last value of a repeated key, so spans come first and plain annotations last,
 # newest first: the oldest plain annotation wins, else the oldest span (as `_Records.build` does).
-_ANNOTATIONS_LATERAL = """
+_BUILT_PAGE = """
+SELECT i.id, i.sequence, coalesce(ann.count, 0) AS annotations, {columns}
+FROM items AS i
+LEFT JOIN items AS p ON p.id = i.parent_id
 LEFT JOIN LATERAL (
     SELECT count(*) AS count, {annotation_list}
         jsonb_object_agg(
@@ -306,55 +231,13 @@ LEFT JOIN LATERAL (
     FROM annotations AS a LEFT JOIN users AS u ON u.id = a.created_by
     WHERE a.item_id = i.id AND (CAST(:types AS text[]) IS NULL OR a.type = ANY(:types))
 ) AS ann ON true
+WHERE i.container_id = :container_id AND (i.sequence, i.id) > (:after_sequence, :after_id)
+ORDER BY i.sequence, i.id
+LIMIT :limit
 """
 
 _ANNOTATION_LIST = """jsonb_agg(jsonb_build_object(
             'type', a.type, 'data', a.data, 'start_offset', a.start_offset, 'end_offset', a.end_offset,
             'author', coalesce(u.username, :unknown), 'version', a.version) ORDER BY a.id) AS list,"""
-
-_JSON_PAGE = (
-    """
-SELECT i.id, i.sequence, coalesce(ann.count, 0) AS annotations, """
-    + _JSON_LINE
-    + """
-FROM items AS i
-LEFT JOIN items AS p ON p.id = i.parent_id
-"""
-    + _ANNOTATIONS_LATERAL.format(annotation_list=_ANNOTATION_LIST)
-    + """
-WHERE i.container_id = :container_id AND (i.sequence, i.id) > (:after_sequence, :after_id)
-ORDER BY i.sequence, i.id
-LIMIT :limit
-"""
-)
-
-_CSV_PAGE = """
-SELECT {cells}
-FROM items AS i
-LEFT JOIN items AS p ON p.id = i.parent_id
-{labels}
-WHERE i.container_id = :container_id AND (i.sequence, i.id) > (:after_sequence, :after_id)
-    AND (i.sequence, i.id) <= (:last_sequence, :last_id)
-ORDER BY i.sequence, i.id
-"""
-
-_LABELS = _ANNOTATIONS_LATERAL.format(annotation_list="")
-
-_PAGE_BOUNDS = """
-WITH page AS (
-    SELECT i.id, i.sequence FROM items AS i
-    WHERE i.container_id = :container_id AND (i.sequence, i.id) > (:after_sequence, :after_id)
-    ORDER BY i.sequence, i.id
-    LIMIT :limit
-), last AS (
-    SELECT sequence, id FROM page ORDER BY sequence DESC, id DESC LIMIT 1
-)
-SELECT
-    (SELECT count(*) FROM page) AS items,
-    (SELECT count(*) FROM annotations AS a JOIN page ON a.item_id = page.id
-     WHERE CAST(:types AS text[]) IS NULL OR a.type = ANY(:types)) AS annotations,
-    (SELECT sequence FROM last) AS last_sequence,
-    (SELECT id FROM last) AS last_id
-"""
 
 export_repository = ExportRepository()
