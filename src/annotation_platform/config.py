@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     backup_dir: Path | None = Field(default=None, description="Where backup files go; unset = DATA_DIR/backups.")
     backup_retention_count: int = Field(default=7, ge=1, description="Backups kept; older ones are deleted.")
     backup_schedule_hours: float = Field(default=24, ge=0, description="Beat takes a backup this often; 0 = never.")
+    agreement_inline_max_labels: int = Field(
+        default=20_000,
+        ge=0,
+        description="Agreement over at most this many labels is computed in the request; beyond, by a worker job.",
+    )
 
     @model_validator(mode="after")
     def _production_needs_a_strong_key(self) -> Settings:
