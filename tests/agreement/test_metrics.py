@@ -147,6 +147,18 @@ def test_percent_agreement_and_cohen_kappa_by_hand() -> None:
     assert m.cohen_kappa(a, b) == approx(17 / 23)  # p_e = (3*2 + 2*3 + 1*1) / 36 = 13/36
 
 
+def test_the_documented_three_annotator_example_with_a_missing_label() -> None:
+    units = [
+        {"a": "pos", "b": "pos", "c": "pos"},
+        {"a": "pos", "b": "neg", "c": "neg"},
+        {"a": "neg", "b": "neg"},
+        {"a": "neu", "b": "pos", "c": "neg"},
+    ]
+    # P_i = 1, 1/3, 1, 0; P_e = (5^2 + 5^2 + 1^2) / 11^2; coincidences give D_o = 5, D_e = 70 / 10.
+    assert m.fleiss_kappa(units) == approx((7 / 12 - 51 / 121) / (1 - 51 / 121))
+    assert m.krippendorff_alpha(units) == approx(1 - 5 / 7)
+
+
 def test_fleiss_kappa_of_fleiss_classic_table() -> None:
     # Ten subjects, fourteen raters, five categories (Fleiss 1971, as reproduced on Wikipedia): kappa = 0.210.
     table = [

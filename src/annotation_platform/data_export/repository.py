@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, Select, Uuid, func, literal, select, true, tuple_
+from sqlalchemy import BigInteger, Row, Select, Uuid, case, func, literal, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -16,6 +16,14 @@ from annotation_platform.core.sql import rows_where_in
 from annotation_platform.models import Annotation, Container, Item, Job, JobKind, JobStatus, User
 
 UNKNOWN_AUTHOR = "deleted-user"
+GOLD_AUTHOR = "gold"
+
+
+def _author() -> Any:
+    """The label column's annotator: `gold` for the adjudicated answer, else the author's username."""
+    return case((Annotation.is_gold, literal(GOLD_AUTHOR)), else_=func.coalesce(User.username, UNKNOWN_AUTHOR)).label(
+        "author"
+    )
 
 
 class ExportRepository:
@@ -29,7 +37,7 @@ class ExportRepository:
         return list((await session.execute(statement.order_by(Container.name, Container.id))).scalars())
 
     def _annotations_of(self, container_ids: Sequence[uuid.UUID], types: Sequence[str] | None) -> Select[Any]:
-        author = func.coalesce(User.username, UNKNOWN_AUTHOR).label("author")
+        author = _author()
         statement = (
             select(Annotation.type, author)
             .outerjoin(User, User.id == Annotation.created_by)
@@ -96,7 +104,7 @@ class ExportRepository:
         """The annotations on these items (of `types` only, when given), in creation order."""
         if not item_ids:
             return []
-        author = func.coalesce(User.username, UNKNOWN_AUTHOR).label("author")
+        author = _author()
         statement = (
             select(
                 Annotation.item_id,
@@ -106,6 +114,7 @@ class ExportRepository:
                 Annotation.start_offset,
                 Annotation.end_offset,
                 Annotation.version,
+                Annotation.is_gold,
                 author,
             )
             .outerjoin(User, User.id == Annotation.created_by)
