@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 Label = Hashable
 
@@ -53,15 +55,21 @@ class LengthMismatch(ValueError):
 
 @dataclass(frozen=True)
 class Contingency:
-    """How many items each (cluster of `a`, cluster of `b`) pair shares; rows are `a`'s clusters, columns `b`'s."""
+    """How many items each (cluster of `a`, cluster of `b`) pair shares, kept sparse: one entry per pair that
+    shares at least one item (`rows[i]`, `columns[i]`, `counts[i]`), so thousands of threads on each side cost
+    memory in proportion to the items, not to the product of the thread counts."""
 
-    table: NDArray[np.int64]
+    rows: NDArray[np.int64]
+    columns: NDArray[np.int64]
+    counts: NDArray[np.int64]
+    a_sizes: NDArray[np.int64]
+    b_sizes: NDArray[np.int64]
     a_clusters: list[Label]
     b_clusters: list[Label]
 
     @property
     def total(self) -> int:
-        return int(self.table.sum())
+        return int(self.counts.sum())
 
 
 def contingency(a: Sequence[Label], b: Sequence[Label]) -> Contingency:
@@ -69,14 +77,52 @@ def contingency(a: Sequence[Label], b: Sequence[Label]) -> Contingency:
         raise LengthMismatch(f"the labellings label {len(a)} and {len(b)} items")
     a_index: dict[Label, int] = {}
     b_index: dict[Label, int] = {}
-    rows = np.fromiter((a_index.setdefault(label, len(a_index)) for label in a), dtype=np.int64, count=len(a))
-    columns = np.fromiter((b_index.setdefault(label, len(b_index)) for label in b), dtype=np.int64, count=len(b))
-    table = np.zeros((len(a_index), len(b_index)), dtype=np.int64)
-    np.add.at(table, (rows, columns), 1)
-    return Contingency(table, list(a_index), list(b_index))
+    a_codes = np.fromiter((a_index.setdefault(label, len(a_index)) for label in a), dtype=np.int64, count=len(a))
+    b_codes = np.fromiter((b_index.setdefault(label, len(b_index)) for label in b), dtype=np.int64, count=len(b))
+    width = max(len(b_index), 1)
+    cells, counts = np.unique(a_codes * width + b_codes, return_counts=True)
+    return Contingency(
+        rows=cells // width,
+        columns=cells % width,
+        counts=counts.astype(np.int64),
+        a_sizes=np.bincount(a_codes, minlength=len(a_index)).astype(np.int64),
+        b_sizes=np.bincount(b_codes, minlength=len(b_index)).astype(np.int64),
+        a_clusters=list(a_index),
+        b_clusters=list(b_index),
+    )
 
 
 # --- clustering measures ------------------------------------------------------------------------------------------
+
+
+def _best_matching(counts: Contingency) -> list[tuple[int, int, int]]:
+    """The one-to-one matching of clusters that maximises the items in matched pairs, as (row, column, shared).
+
+    Only pairs that share items can add to the total, so the problem splits along the connected components of
+    the "shares an item" graph; each component is solved exactly by the Hungarian algorithm on its own small
+    dense table (scipy's `linear_sum_assignment`)."""
+    if counts.total == 0:
+        return []
+    n_rows = len(counts.a_clusters)
+    graph = coo_matrix(
+        (np.ones_like(counts.counts), (counts.rows, counts.columns + n_rows)),
+        shape=(n_rows + len(counts.b_clusters),) * 2,
+    )
+    _, component = connected_components(graph, directed=False)
+    cell_component = component[counts.rows]
+    order = np.argsort(cell_component, kind="stable")
+    boundaries = np.flatnonzero(np.diff(cell_component[order])) + 1
+    matched = []
+    for cells in np.split(order, boundaries):
+        rows, row_index = np.unique(counts.rows[cells], return_inverse=True)
+        columns, column_index = np.unique(counts.columns[cells], return_inverse=True)
+        table = np.zeros((len(rows), len(columns)), dtype=np.int64)
+        table[row_index, column_index] = counts.counts[cells]
+        chosen_rows, chosen_columns = linear_sum_assignment(table, maximize=True)
+        for row, column in zip(chosen_rows, chosen_columns, strict=True):
+            if table[row, column] > 0:
+                matched.append((int(rows[row]), int(columns[column]), int(table[row, column])))
+    return matched
 
 
 def one_to_one(a: Sequence[Label], b: Sequence[Label]) -> float | None:
@@ -85,22 +131,14 @@ def one_to_one(a: Sequence[Label], b: Sequence[Label]) -> float | None:
     counts = contingency(a, b)
     if counts.total == 0:
         return None
-    rows, columns = linear_sum_assignment(counts.table, maximize=True)
-    return float(counts.table[rows, columns].sum()) / counts.total
+    return sum(shared for _, _, shared in _best_matching(counts)) / counts.total
 
 
 def one_to_one_mapping(a: Sequence[Label], b: Sequence[Label]) -> dict[Label, Label]:
-    """The best one-to-one matching itself: each matched cluster of `a` to its cluster of `b` (pairs that share
-    no item are left out: they are not a match, only padding of the assignment)."""
+    """The best one-to-one matching itself: each matched cluster of `a` to its cluster of `b` (clusters left
+    unmatched, or matched only as padding with no item shared, are absent)."""
     counts = contingency(a, b)
-    if counts.total == 0:
-        return {}
-    rows, columns = linear_sum_assignment(counts.table, maximize=True)
-    return {
-        counts.a_clusters[row]: counts.b_clusters[column]
-        for row, column in zip(rows, columns, strict=True)
-        if counts.table[row, column] > 0
-    }
+    return {counts.a_clusters[row]: counts.b_clusters[column] for row, column, _ in _best_matching(counts)}
 
 
 def many_to_one(a: Sequence[Label], b: Sequence[Label]) -> float | None:
@@ -109,7 +147,9 @@ def many_to_one(a: Sequence[Label], b: Sequence[Label]) -> float | None:
     counts = contingency(a, b)
     if counts.total == 0:
         return None
-    return float(counts.table.max(axis=1).sum()) / counts.total
+    best = np.zeros(len(counts.a_clusters), dtype=np.int64)
+    np.maximum.at(best, counts.rows, counts.counts)
+    return float(best.sum()) / counts.total
 
 
 def local_agreement(a: Sequence[Label], b: Sequence[Label], window: int = DEFAULT_WINDOW) -> float | None:
@@ -138,9 +178,9 @@ def variation_of_information(a: Sequence[Label], b: Sequence[Label]) -> float | 
     total = counts.total
     if total == 0:
         return None
-    joint = _entropy_bits(counts.table.ravel(), total)
-    h_a = _entropy_bits(counts.table.sum(axis=1), total)
-    h_b = _entropy_bits(counts.table.sum(axis=0), total)
+    joint = _entropy_bits(counts.counts, total)
+    h_a = _entropy_bits(counts.a_sizes, total)
+    h_b = _entropy_bits(counts.b_sizes, total)
     # H(A|B) + H(B|A) = 2 H(A,B) - H(A) - H(B); rounding can leave a hair below zero for identical partitions.
     return max(0.0, 2 * joint - h_a - h_b)
 
@@ -164,10 +204,10 @@ def adjusted_rand_index(a: Sequence[Label], b: Sequence[Label]) -> float | None:
     n = counts.total
     if n == 0:
         return None
-    table = counts.table.astype(np.float64)
-    together_both = float((table * (table - 1)).sum()) / 2
-    a_sizes = table.sum(axis=1)
-    b_sizes = table.sum(axis=0)
+    cells = counts.counts.astype(np.float64)
+    together_both = float((cells * (cells - 1)).sum()) / 2
+    a_sizes = counts.a_sizes.astype(np.float64)
+    b_sizes = counts.b_sizes.astype(np.float64)
     together_a = float((a_sizes * (a_sizes - 1)).sum()) / 2
     together_b = float((b_sizes * (b_sizes - 1)).sum()) / 2
     a_only = together_a - together_both
@@ -222,12 +262,12 @@ def shen_f1(a: Sequence[Label], b: Sequence[Label]) -> float | None:
     n = counts.total
     if n == 0:
         return None
-    table = counts.table.astype(np.float64)
-    a_sizes = table.sum(axis=1, keepdims=True)
-    b_sizes = table.sum(axis=0, keepdims=True)
-    # F1 of (i, j) = 2 n_ij / (|i| + |j|), the harmonic mean of n_ij/|i| and n_ij/|j|.
-    f1 = 2 * table / (a_sizes + b_sizes)
-    return float((b_sizes.ravel() * f1.max(axis=0)).sum()) / n
+    # F1 of (i, j) = 2 n_ij / (|i| + |j|), the harmonic mean of n_ij/|i| and n_ij/|j|; pairs sharing no item
+    # score 0, and every cluster of `b` shares items with some cluster of `a`.
+    f1 = 2 * counts.counts / (counts.a_sizes[counts.rows] + counts.b_sizes[counts.columns])
+    best = np.zeros(len(counts.b_clusters), dtype=np.float64)
+    np.maximum.at(best, counts.columns, f1)
+    return float((counts.b_sizes * best).sum()) / n
 
 
 def clustering_measures(
