@@ -1,42 +1,40 @@
-"""Agreement, disagreements and gold sets of one annotation type in a container.
+"""Agreement, disagreements and gold sets of one annotation type in a container: the service.
 
-Every annotator's label of every item is read once (`Labels`); the measures themselves are the pure functions of
-`metrics`. A report is kept in `agreement_results` with a fingerprint of the annotations it was computed from, and
-served from there until that fingerprint changes. Small containers are computed in the request; beyond
-AGREEMENT_INLINE_MAX_LABELS labels the request answers 202 with a job and a worker computes it (`run_agreement`).
-
-Thread names are arbitrary per annotator (one's "3" may be another's "7"), so for clustering types the
-annotators' threads are first *aligned*: each annotator's threads are matched one-to-one with the reference
-annotator's (the first by username) by the Hungarian assignment, and items are compared through that matching.
+Small containers are computed in the request; beyond AGREEMENT_INLINE_MAX_LABELS labels the request answers 202
+with a job and a worker computes the report (`run_agreement`). The measures are `metrics`; the labels and their
+alignment are `labels`; reports and their cache are `report`.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from itertools import combinations
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from annotation_platform.agreement import metrics
+from annotation_platform.agreement.labels import (
+    Labels,
+    aligned_labels,
+    default_kind,
+    disagreeing_items,
+    load_labels,
+    majority,
+)
+from annotation_platform.agreement.report import combine_reports, fresh_report, options_key
 from annotation_platform.agreement.repository import agreement_repository
 from annotation_platform.agreement.schemas import (
     GOLD,
     AgreementRead,
-    AnnotatorRead,
     ContextItemRead,
     GoldCreate,
     GoldRead,
-    GroupRead,
+    GoldSource,
     ItemLabelsRead,
     LabelRead,
     MeasureKind,
-    PairRead,
 )
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.service import ContainerAccess
@@ -44,14 +42,11 @@ from annotation_platform.core.errors import Conflict, ValidationFailed
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams, decode_cursor, encode_cursor
 from annotation_platform.core.types import utcnow
-from annotation_platform.data_export.service import label_value
 from annotation_platform.job.service import job_service
 from annotation_platform.models import Job, JobKind, JobStatus, User
 from annotation_platform.project.service import ProjectAccess
 
 logger = logging.getLogger(__name__)
-
-CLUSTERING_TYPES = frozenset({"thread"})
 
 
 class GoldExists(Conflict):
@@ -67,227 +62,6 @@ class AnnotatorHasNoLabels(ValidationFailed):
     code = "annotator_has_no_labels"
     title = "Annotator has no labels"
     description = "`annotator` names nobody who labelled this container with this type. Check the username."
-
-
-def default_kind(type_: str) -> MeasureKind:
-    return "clustering" if type_ in CLUSTERING_TYPES else "categorical"
-
-
-def options_key(kind: MeasureKind, window: int) -> str:
-    return f"clustering;window={window}" if kind == "clustering" else "categorical"
-
-
-def label_text(type_: str, data: Any) -> str:
-    """An annotation's label as a string: a thread's `thread_id`, else `value`, else the data as JSON."""
-    value = label_value(type_, data)
-    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-@dataclass
-class Labels:
-    """Every label of one type in one container: annotators' (the first whole-item annotation of each author on
-    each item) and the gold set's, with the items in container order."""
-
-    order: list[uuid.UUID] = field(default_factory=list)
-    sequence: dict[uuid.UUID, int] = field(default_factory=dict)
-    by_annotator: dict[str, dict[uuid.UUID, str]] = field(default_factory=dict)
-    data: dict[tuple[str, uuid.UUID], Any] = field(default_factory=dict)
-    user_ids: dict[str, uuid.UUID] = field(default_factory=dict)
-    gold: dict[uuid.UUID, str] = field(default_factory=dict)
-
-    @property
-    def annotators(self) -> list[str]:
-        return sorted(self.by_annotator)
-
-    def labelled_items(self) -> list[uuid.UUID]:
-        """Items at least one annotator (not the gold set) labelled, in order."""
-        labelled = {item for labels in self.by_annotator.values() for item in labels}
-        return [item for item in self.order if item in labelled]
-
-
-async def load_labels(session: AsyncSession, container_id: uuid.UUID, type_: str) -> Labels:
-    labels = Labels()
-    for row in await agreement_repository.labels(session, container_id, type_):
-        if row.item_id not in labels.sequence:
-            labels.sequence[row.item_id] = row.sequence
-            labels.order.append(row.item_id)
-        text = label_text(type_, row.data)
-        if row.is_gold:
-            labels.gold.setdefault(row.item_id, text)
-            continue
-        mine = labels.by_annotator.setdefault(row.username, {})
-        if row.item_id not in mine:
-            mine[row.item_id] = text
-            labels.data[(row.username, row.item_id)] = row.data
-            labels.user_ids[row.username] = row.created_by
-    return labels
-
-
-def aligned_labels(labels: Labels, kind: MeasureKind) -> dict[str, dict[uuid.UUID, str | None]]:
-    """Each annotator's labels in the reference annotator's terms (clustering), or as written (categorical).
-
-    An annotator's thread that the best one-to-one matching leaves unmatched becomes None: it corresponds to no
-    thread of the reference annotator."""
-    names = labels.annotators
-    if kind == "categorical" or not names:
-        return {name: dict(labels.by_annotator[name]) for name in names}
-    reference = labels.by_annotator[names[0]]
-    aligned: dict[str, dict[uuid.UUID, str | None]] = {names[0]: dict(reference)}
-    for name in names[1:]:
-        own = labels.by_annotator[name]
-        _, mine, theirs = metrics.paired(own, reference, labels.order)
-        mapping = metrics.one_to_one_mapping(mine, theirs)
-        aligned[name] = {item: _text_or_none(mapping.get(label)) for item, label in own.items()}
-    return aligned
-
-
-def _text_or_none(label: metrics.Label | None) -> str | None:
-    return None if label is None else str(label)
-
-
-def _votes_agree(values: Sequence[str | None]) -> bool:
-    return None not in values and len(set(values)) == 1
-
-
-def disagreeing_items(labels: Labels, kind: MeasureKind) -> list[uuid.UUID]:
-    """Items labelled by two or more annotators whose (aligned) labels are not all the same, in order."""
-    aligned = aligned_labels(labels, kind)
-    found = []
-    for item in labels.order:
-        values = [mine[item] for mine in aligned.values() if item in mine]
-        if len(values) >= 2 and not _votes_agree(values):
-            found.append(item)
-    return found
-
-
-# --- the report ---------------------------------------------------------------------------------------------------
-
-
-def compute_report(
-    labels: Labels, *, container_id: uuid.UUID | None, type_: str, kind: MeasureKind, window: int
-) -> AgreementRead:
-    names = labels.annotators
-    annotators = [
-        AnnotatorRead(username=name, user_id=labels.user_ids[name], items=len(labels.by_annotator[name]))
-        for name in names
-    ]
-    compared: list[tuple[str, str, dict[uuid.UUID, str], dict[uuid.UUID, str]]] = [
-        (first, second, labels.by_annotator[first], labels.by_annotator[second])
-        for first, second in combinations(names, 2)
-    ]
-    if labels.gold:
-        annotators.append(AnnotatorRead(username=GOLD, user_id=None, items=len(labels.gold)))
-        compared += [(name, GOLD, labels.by_annotator[name], labels.gold) for name in names]
-    pairs = []
-    for first, second, mine, theirs in compared:
-        _, a, b = metrics.paired(mine, theirs, labels.order)
-        if kind == "clustering":
-            measures = metrics.clustering_measures(a, b, window)
-        else:
-            measures = {"percent_agreement": metrics.percent_agreement(a, b), "cohen_kappa": metrics.cohen_kappa(a, b)}
-        pairs.append(PairRead(annotators=[first, second], items=len(a), metrics=measures))
-    overall = None
-    if kind == "categorical":
-        units = [
-            {name: labels.by_annotator[name][item] for name in names if item in labels.by_annotator[name]}
-            for item in labels.order
-        ]
-        overall = GroupRead(
-            annotators=len(names),
-            items=sum(1 for unit in units if len(unit) >= 2),
-            metrics={
-                "fleiss_kappa": metrics.fleiss_kappa(units),
-                "krippendorff_alpha": metrics.krippendorff_alpha(units),
-            },
-        )
-    return AgreementRead(
-        container_id=container_id,
-        type=type_,
-        kind=kind,
-        window=window if kind == "clustering" else None,
-        items=len(labels.labelled_items()),
-        annotators=annotators,
-        pairs=pairs,
-        overall=overall,
-        computed_at=utcnow(),
-    )
-
-
-def combine_reports(reports: Sequence[AgreementRead], *, type_: str, kind: MeasureKind, window: int) -> AgreementRead:
-    """A project's report from its containers': each pair's and the overall figures are means weighted by items
-    (over the containers where the figure is defined); counts are sums."""
-    annotators: dict[str, AnnotatorRead] = {}
-    for report in reports:
-        for annotator in report.annotators:
-            known = annotators.get(annotator.username)
-            items = annotator.items + (known.items if known else 0)
-            annotators[annotator.username] = AnnotatorRead(
-                username=annotator.username, user_id=annotator.user_id, items=items
-            )
-    grouped: dict[tuple[str, ...], list[PairRead]] = {}
-    for report in reports:
-        for pair in report.pairs:
-            grouped.setdefault(tuple(pair.annotators), []).append(pair)
-    pairs = [
-        PairRead(annotators=list(key), items=sum(p.items for p in found), metrics=_weighted(found))
-        for key, found in sorted(grouped.items(), key=lambda entry: (GOLD in entry[0], entry[0]))
-    ]
-    overall = None
-    groups = [report.overall for report in reports if report.overall is not None]
-    if kind == "categorical":
-        overall = GroupRead(
-            annotators=len([name for name in annotators if name != GOLD]),
-            items=sum(group.items for group in groups),
-            metrics=_weighted(groups),
-        )
-    return AgreementRead(
-        container_id=None,
-        type=type_,
-        kind=kind,
-        window=window if kind == "clustering" else None,
-        items=sum(report.items for report in reports),
-        annotators=sorted(annotators.values(), key=lambda a: (a.username == GOLD, a.username)),
-        pairs=pairs,
-        overall=overall,
-        containers=len(reports),
-        computed_at=utcnow(),
-    )
-
-
-def _weighted(parts: Sequence[PairRead | GroupRead]) -> dict[str, float | None]:
-    keys = list(dict.fromkeys(key for part in parts for key in part.metrics))
-    combined: dict[str, float | None] = {}
-    for key in keys:
-        defined = [(part.metrics[key], part.items) for part in parts if part.metrics.get(key) is not None]
-        weight = sum(items for _, items in defined)
-        combined[key] = sum(value * items for value, items in defined if value is not None) / weight if weight else None
-    return combined
-
-
-async def fresh_report(
-    session: AsyncSession, *, container_id: uuid.UUID, type_: str, kind: MeasureKind, window: int, limit: int | None
-) -> AgreementRead | None:
-    """The container's report from the cache when still valid, else computed and cached now; None when it is not
-    cached and has more than `limit` labels (None: no limit)."""
-    options = options_key(kind, window)
-    count, fingerprint = await agreement_repository.fingerprint(session, container_id, type_)
-    cached = await agreement_repository.cached(session, container_id, type_, options)
-    if cached is not None and cached.fingerprint == fingerprint:
-        return AgreementRead.model_validate(cached.result)
-    if limit is not None and count > limit:
-        return None
-    labels = await load_labels(session, container_id, type_)
-    report = compute_report(labels, container_id=container_id, type_=type_, kind=kind, window=window)
-    await agreement_repository.store(
-        session,
-        container_id=container_id,
-        type_=type_,
-        options=options,
-        fingerprint=fingerprint,
-        result=report.model_dump(mode="json"),
-        computed_at=report.computed_at,
-    )
-    return report
 
 
 # --- pages of items with their labels -----------------------------------------------------------------------------
@@ -549,7 +323,14 @@ class AgreementService:
     async def delete_gold(self, session: AsyncSession, *, access: ContainerAccess, type_: str) -> None:
         await agreement_repository.delete_gold(session, access.container.id, type_)
 
-    def _gold_read(self, access: ContainerAccess, type_: str, source: Any, labels: Labels, gold: Any) -> GoldRead:
+    def _gold_read(
+        self,
+        access: ContainerAccess,
+        type_: str,
+        source: GoldSource | None,
+        labels: Labels,
+        gold: Iterable[uuid.UUID],
+    ) -> GoldRead:
         gold_items = set(gold)
         labelled = labels.labelled_items()
         return GoldRead(
@@ -559,28 +340,6 @@ class AgreementService:
             gold_items=len(gold_items),
             open_items=sum(1 for item in labelled if item not in gold_items),
         )
-
-
-def majority(labels: Labels, kind: MeasureKind) -> dict[uuid.UUID, Any]:
-    """For each labelled item, the data of the label most annotators gave; ties (and, for threads, votes for
-    threads that match none of the reference annotator's) are left out: they stay open."""
-    aligned = aligned_labels(labels, kind)
-    names = labels.annotators
-    reference = names[0] if names else None
-    chosen: dict[uuid.UUID, Any] = {}
-    for item in labels.labelled_items():
-        votes = Counter(aligned[name][item] for name in names if item in aligned[name])
-        ranked = votes.most_common(2)
-        winner, count = ranked[0]
-        if winner is None or (len(ranked) > 1 and ranked[1][1] == count):
-            continue
-        voter = next(name for name in names if aligned[name].get(item) == winner)
-        data = labels.data[(voter, item)]
-        if kind == "clustering" and voter != reference and isinstance(data, dict):
-            # The voter's thread name is theirs; the gold set speaks the reference annotator's names.
-            data = {**data, "thread_id": winner} if "thread_id" in data else data
-        chosen[item] = data
-    return chosen
 
 
 agreement_service = AgreementService()
