@@ -424,3 +424,19 @@ async def test_the_real_room_end_to_end(app: Any, client: httpx.AsyncClient, api
     async with api.engine.connect() as connection:
         golds = (await connection.execute(text("SELECT count(*) FROM annotations WHERE is_gold"))).scalar_one()
     assert golds == TURNS - len(differing)
+
+
+async def test_kind_and_window_are_chosen_by_query(client: httpx.AsyncClient, api: Api, team: Team) -> None:
+    room = await label_room(api, team, [(team.annotator, A), (team.reviewer, B)])
+
+    local = (await agreement(client, room, team.viewer, window=1)).json()
+    categorical = (await agreement(client, room, team.viewer, kind="categorical")).json()
+
+    assert local["window"] == 1
+    assert local["pairs"][0]["metrics"]["local_agreement"] == pytest.approx(2 / 5)
+    assert categorical["kind"] == "categorical"
+    assert categorical["window"] is None
+    assert categorical["pairs"][0]["metrics"] == {"percent_agreement": 0.0, "cohen_kappa": 0.0}
+    problem(await agreement(client, room, team.viewer, window=0), 422, "validation_failed")
+    missing_type = await client.get(f"/api/v1/containers/{room['id']}/agreement", headers=team.viewer.headers)
+    problem(missing_type, 422, "validation_failed")

@@ -118,7 +118,9 @@ async def _item_page(
     rows = await agreement_repository.items(session, [item for _, item in chosen])
     page = []
     for _, item_id in chosen:
-        row = rows[item_id]
+        row = rows.get(item_id)
+        if row is None:  # deleted since its labels were read
+            continue
         before, after_rows = (
             await agreement_repository.neighbours(session, container_id, row.sequence, row.id, context)
             if context
