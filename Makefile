@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-sqlite test-postgres lint format migration migrations-check bench-core bench-import lock ci clean
+.PHONY: help run test test-sqlite test-postgres lint format migration migrations-check bench-core bench-import bench-export lock ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -50,8 +50,11 @@ migrations-check: $(BIN)/.dev ## one head, up/down/up round trip, models match m
 bench-core: $(BIN)/.dev ## bulk inserts and item pages on PostgreSQL (BENCH_DATABASE_URL, BENCH_ITEMS); prints figures
 	$(BIN)/python benchmarks/core_api.py
 
-bench-import: $(BIN)/.dev ## run_import on PostgreSQL, executemany vs COPY vs psql \copy (BENCH_IMPORT_ROWS=1000000, BENCH_DATABASE_URL)
+bench-import: $(BIN)/.dev ## a chat CSV through the API and a worker vs psql \copy (BENCH_IMPORT_ROWS=1000000, BENCH_DATABASE_URL, BENCH_REDIS_URL)
 	$(BIN)/python benchmarks/imports.py
+
+bench-export: $(BIN)/.dev ## JSONL and CSV exports through the API and a worker vs raw COPY TO (BENCH_EXPORT_ROWS=1000000)
+	$(BIN)/python benchmarks/exports.py
 
 lock: ## re-pin requirements*.lock from pyproject.toml
 	$(PYTHON) -m venv /tmp/annotation-platform-lock && /tmp/annotation-platform-lock/bin/pip install --quiet pip-tools
