@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -158,10 +158,6 @@ class AgreementRepository:
             Annotation.item_id == item_id, Annotation.type == type_, Annotation.is_gold.is_(True)
         )
         return (await session.execute(statement)).scalar_one_or_none()
-
-    async def insert_annotations(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await session.execute(insert(Annotation), rows)
 
     async def delete_gold(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> int:
         statement = delete(Annotation).where(

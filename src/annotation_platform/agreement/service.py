@@ -36,12 +36,12 @@ from annotation_platform.agreement.schemas import (
     LabelRead,
     MeasureKind,
 )
+from annotation_platform.annotation.schemas import AnnotationBulkRow
+from annotation_platform.annotation.service import annotation_service
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.errors import Conflict, ValidationFailed
-from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams, decode_cursor, encode_cursor
-from annotation_platform.core.types import utcnow
 from annotation_platform.job.service import job_service
 from annotation_platform.models import Job, JobKind, JobStatus, User
 from annotation_platform.project.service import ProjectAccess
@@ -301,25 +301,12 @@ class AgreementService:
             chosen = {item: labels.data[(name, item)] for item in labels.by_annotator[name]}
         else:
             chosen = majority(labels, default_kind(data.type))
-        now = utcnow()
+        # Through the annotation service, as any bulk write: the same checks, and whatever it records.
         rows = [
-            {
-                "id": uuid7(),
-                "item_id": item,
-                "container_id": container_id,
-                "type": data.type,
-                "data": value,
-                "start_offset": None,
-                "end_offset": None,
-                "created_by": user.id,
-                "version": 1,
-                "is_gold": True,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for item, value in chosen.items()
+            AnnotationBulkRow(item_id=item, type=data.type, data=value, is_gold=True) for item, value in chosen.items()
         ]
-        await agreement_repository.insert_annotations(session, rows)
+        if rows:
+            await annotation_service.bulk_create(session, access=access, user=user, rows=rows)
         return self._gold_read(access, data.type, data.source, labels, chosen.keys())
 
     async def delete_gold(self, session: AsyncSession, *, access: ContainerAccess, type_: str) -> None:
