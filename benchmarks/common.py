@@ -130,7 +130,7 @@ def running_service(database_url: str) -> Iterator[Service]:
         "DATA_DIR": tempfile.mkdtemp(prefix="bench-data-"),
         "SECRET_KEY": SECRET_KEY,
         "LOG_LEVEL": "WARNING",
-        "HEALTH_CHECK_WORKERS": "false",
+        "HEALTH_CHECK_WORKERS": "true",
     }
     env.pop("REDIS_URL", None)
     if broker:
@@ -143,12 +143,16 @@ def running_service(database_url: str) -> Iterator[Service]:
     worker = subprocess.Popen([*worker_command, "--without-gossip", "--without-mingle"], env=env, cwd=ROOT, **quiet)  # type: ignore[call-overload]
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
+        # Ready: the API answers, and so does the worker (a Celery ping), so no timed span includes start-up.
+        for _ in range(600):
             try:
-                if httpx.get(f"{base}/health/live").status_code == 200:
+                if httpx.get(f"{base}/health/ready", timeout=10).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
+        else:
+            raise SystemExit("the API or the worker did not become ready in a minute")
         yield Service(base, api, worker, "redis" if broker else "filesystem")
     finally:
         for process in (api, worker):

@@ -31,7 +31,7 @@ from annotation_platform.data_export.schemas import FILE_EXTENSIONS, MEDIA_TYPES
 from annotation_platform.data_export.storage import ExportStorage, export_storage
 from annotation_platform.job.repository import job_repository
 from annotation_platform.job.service import job_service
-from annotation_platform.models import Job, JobKind, JobStatus, User
+from annotation_platform.models import Container, Job, JobKind, JobStatus, User
 from annotation_platform.project.service import ProjectAccess
 
 logger = logging.getLogger(__name__)
@@ -255,10 +255,17 @@ class _Records:
 
 
 class _Writer:
+    csv_columns: tuple[Sequence[str], Sequence[str]] | None = None
+    """(metadata keys, label keys) of a CSV: what `built_page` must return as cells."""
+
     def begin(self) -> bytes:
         return b""
 
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
+        raise NotImplementedError
+
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        """The rows of one `ExportRepository.built_page` (PostgreSQL)."""
         raise NotImplementedError
 
     def end(self) -> bytes:
@@ -278,6 +285,9 @@ class _JsonLinesWriter(_Writer):
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
         return orjson.dumps(_flat(record, labels)) + b"\n"
 
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        return "".join(f"{row.line}\n" for row in rows).encode()
+
 
 class _JsonWriter(_Writer):
     def __init__(self) -> None:
@@ -287,9 +297,15 @@ class _JsonWriter(_Writer):
         return b"["
 
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
+        return self._separator() + orjson.dumps(_flat(record, labels))
+
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        return b"".join(self._separator() + str(row.line).encode() for row in rows)
+
+    def _separator(self) -> bytes:
         separator = b"\n" if self.first else b",\n"
         self.first = False
-        return separator + orjson.dumps(_flat(record, labels))
+        return separator
 
     def end(self) -> bytes:
         return b"]\n" if self.first else b"\n]\n"
@@ -301,6 +317,7 @@ class _CsvWriter(_Writer):
     def __init__(self, metadata_keys: Sequence[str], label_columns: Sequence[tuple[str, str]]) -> None:
         self.metadata_keys = list(metadata_keys)
         self.label_keys = [f"{type_}:{author}" for type_, author in label_columns]
+        self.csv_columns = (self.metadata_keys, self.label_keys)
         self.buffer = io.StringIO()
         self.csv = csv.writer(self.buffer, lineterminator="\r\n")
 
@@ -327,6 +344,26 @@ class _CsvWriter(_Writer):
         ]
         return self._row(cells)
 
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        """All rows with one `writerows`: per-row buffer handling was half the time of a page."""
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        self.csv.writerows(
+            [
+                "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+                for cell in (
+                    container_name,
+                    row.external_id,
+                    str(row.sequence),
+                    row.content,
+                    row.parent or "",
+                    *(value or "" for value in row[6:]),
+                )
+            ]
+            for row in rows
+        )
+        return self.buffer.getvalue().encode("utf-8")
+
 
 class _ReplyStructureWriter(_Writer):
     """The IRC disentanglement corpus's reply structure (Kummerfeld et al. 2019): one line a message,
@@ -336,37 +373,45 @@ class _ReplyStructureWriter(_Writer):
 
     With an annotator (or `gold`), a message links to its parent when the annotator put both in the same
     thread, else to the previous message of its thread; an unlabelled message links to itself. Without one, a
-    message links to its parent. Links never cross containers; indexes run on across them."""
+    message links to its parent. Links never cross containers; indexes run on across them. On PostgreSQL the
+    page comes as CSV cells: the external id, the parent and the one label column needed."""
 
     def __init__(self, annotator: str | None) -> None:
         self.label_key = f"thread:{annotator}" if annotator is not None else None
+        self.csv_columns = ((), (self.label_key,) if self.label_key is not None else ())
         self.index = 0
         self.container: str | None = None
-        self.by_external_id: dict[str, tuple[int, Any]] = {}
-        self.last_of_thread: dict[Any, int] = {}
+        self.by_external_id: dict[str, tuple[int, str | None]] = {}
+        self.last_of_thread: dict[str, int] = {}
 
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
-        if record["container_id"] != self.container:
-            self.container = record["container_id"]
+        label = labels.get(self.label_key) if self.label_key is not None else None
+        return self._line(record["container_id"], record["external_id"], record["parent"], label)
+
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        return b"".join(
+            self._line(container_name, row.external_id, row.parent, row.l0 if self.label_key is not None else None)
+            for row in rows
+        )
+
+    def _line(self, container: str, external_id: str, parent_id: str | None, value: Any) -> bytes:
+        if container != self.container:
+            self.container = container
             self.by_external_id = {}
             self.last_of_thread = {}
         index = self.index
         self.index += 1
-        parent = self.by_external_id.get(record["parent"]) if record["parent"] is not None else None
+        label = _text(value) if value is not None else None
+        parent = self.by_external_id.get(parent_id) if parent_id is not None else None
         linked = index
         if self.label_key is None:
-            label = None
             if parent is not None:
                 linked = parent[0]
-        else:
-            label = labels.get(self.label_key)
-            if label is not None:
-                if parent is not None and parent[1] == label:
-                    linked = parent[0]
-                else:
-                    linked = self.last_of_thread.get(label, index)
-                self.last_of_thread[label] = index
-        self.by_external_id[record["external_id"]] = (index, label)
+        elif label is not None:
+            same_thread = parent is not None and parent[1] == label
+            linked = parent[0] if parent is not None and same_thread else self.last_of_thread.get(label, index)
+            self.last_of_thread[label] = index
+        self.by_external_id[external_id] = (index, label)
         return f"{linked} {index} -\n".encode()
 
 
@@ -436,7 +481,8 @@ class _Exporter:
             raise RuntimeError(f"export {self.job.id} has no project")
         page_size = self.settings.export_batch_size
         async with self.session_factory() as session:
-            if session.get_bind().dialect.name == "postgresql":
+            built = session.get_bind().dialect.name == "postgresql"
+            if built:
                 # One snapshot for the whole file; read only.
                 await session.connection(
                     execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
@@ -460,21 +506,17 @@ class _Exporter:
             with self.storage.open_for_write(self.name) as out:
                 out.write(writer.begin())
                 for container in containers:
-                    records = _Records(container.name, str(container.id))
                     after: tuple[int, uuid.UUID] | None = None
-                    while rows := await export_repository.items_page(session, container.id, after, page_size):
-                        annotations = await export_repository.annotations_of_items(
-                            session, [row.id for row in rows], self.types
-                        )
-                        by_item: dict[uuid.UUID, list[Any]] = {}
-                        for annotation in annotations:
-                            by_item.setdefault(annotation.item_id, []).append(annotation)
-                        chunk = bytearray()
-                        for row in rows:
-                            chunk += writer.write(*records.build(row, by_item.get(row.id, ())))
+                    while True:
+                        if built:
+                            rows, chunk, annotations = await self._built_page(session, container, after, writer)
+                        else:
+                            rows, chunk, annotations = await self._page(session, container, after, writer)
+                        if not rows:
+                            break
                         out.write(chunk)
                         self.items += len(rows)
-                        self.annotations += len(annotations)
+                        self.annotations += annotations
                         after = (rows[-1].sequence, rows[-1].id)
                         await self._progress(self.items, max(total, self.items))
                         if len(rows) < page_size:
@@ -488,6 +530,36 @@ class _Exporter:
         }
         if not await self.finish(JobStatus.succeeded, result=result, done=self.items):
             raise JobLost()
+
+    async def _page(
+        self, session: AsyncSession, container: Container, after: tuple[int, uuid.UUID] | None, writer: _Writer
+    ) -> tuple[list[Any], bytes, int]:
+        """A page of items and their annotations, built into the file's bytes here (SQLite)."""
+        rows = await export_repository.items_page(session, container.id, after, self.settings.export_batch_size)
+        annotations = await export_repository.annotations_of_items(session, [row.id for row in rows], self.types)
+        by_item: dict[uuid.UUID, list[Any]] = {}
+        for annotation in annotations:
+            by_item.setdefault(annotation.item_id, []).append(annotation)
+        records = _Records(container.name, str(container.id))
+        chunk = bytearray()
+        for row in rows:
+            chunk += writer.write(*records.build(row, by_item.get(row.id, ())))
+        return rows, bytes(chunk), len(annotations)
+
+    async def _built_page(
+        self, session: AsyncSession, container: Container, after: tuple[int, uuid.UUID] | None, writer: _Writer
+    ) -> tuple[list[Any], bytes, int]:
+        """A page whose JSON objects or CSV cells PostgreSQL has built: only bytes are written here."""
+        rows = await export_repository.built_page(
+            session,
+            container,
+            after,
+            self.settings.export_batch_size,
+            types=self.types,
+            csv_columns=writer.csv_columns,
+        )
+        chunk = writer.write_built(container.name, rows)
+        return rows, chunk, sum(row.annotations for row in rows)
 
     async def _progress(self, done: int, total: int) -> None:
         """Reports progress and beats the heart, and stops if the client cancelled."""

@@ -16,8 +16,9 @@ import logging
 import queue
 import threading
 import uuid
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.errors import PayloadTooLarge, ValidationFailed
-from annotation_platform.core.ids import uuid7, uuid7_strings
+from annotation_platform.core.ids import parse_uuid, uuid7, uuid7_strings
 from annotation_platform.core.types import utcnow
 from annotation_platform.data_import import parsing
 from annotation_platform.data_import.repository import (
@@ -38,12 +39,14 @@ from annotation_platform.data_import.repository import (
     import_repository,
 )
 from annotation_platform.data_import.schemas import ImportOptions
+from annotation_platform.job.repository import job_repository
 from annotation_platform.job.service import MAX_STORED_ERRORS, job_service
 from annotation_platform.models import Container, Job, JobKind, JobStatus, User
 
 logger = logging.getLogger(__name__)
 
 COPY_CHUNK_BYTES = 1024 * 1024
+EXPIRE_CHUNK = 500
 BATCHES_AHEAD = 2
 """Batches the reader thread may have parsed before the writer takes them: bounds memory, allows overlap."""
 
@@ -131,6 +134,29 @@ class ImportService:
             job_id=job_id,
         )
 
+    async def expire_uploads(self, session: AsyncSession, *, settings: Settings, now: datetime | None = None) -> int:
+        """Deletes uploads older than UPLOAD_RETENTION_HOURS whose job has ended (or is gone); the number deleted.
+
+        Succeeded imports delete their upload at once; this sweeps those of failed and cancelled ones (kept for
+        a retry) and any left by a crash.
+        """
+        folder = settings.data_dir / "uploads"
+        cutoff = (now or utcnow()).timestamp() - settings.upload_retention_hours * 3600
+        old: dict[uuid.UUID, Path] = {}
+        for path in await run_in_threadpool(_files_older_than, folder, cutoff):
+            job_id = parse_uuid(path.name)
+            if job_id is None:
+                continue
+            old[job_id] = path
+        deleted = 0
+        for chunk in _chunks(list(old), EXPIRE_CHUNK):
+            active = await job_repository.active_of(session, chunk)
+            for job_id in chunk:
+                if job_id not in active:
+                    old[job_id].unlink(missing_ok=True)
+                    deleted += 1
+        return deleted
+
     def _mapping(self, raw: str | None) -> dict[str, str] | None:
         if raw is None or not raw.strip():
             return None
@@ -164,6 +190,17 @@ def _store_upload(upload: IO[bytes], path: Path, limit: int) -> int:
         path.unlink(missing_ok=True)
         raise
     return size
+
+
+def _files_older_than(folder: Path, cutoff: float) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [path for path in folder.iterdir() if path.is_file() and path.stat().st_mtime < cutoff]
+
+
+def _chunks(values: list[uuid.UUID], size: int) -> Iterator[list[uuid.UUID]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 import_service = ImportService()
@@ -271,7 +308,14 @@ class _Importer:
     async def finish(self, status: JobStatus, **values: Any) -> None:
         async with self.session_factory() as session, session.begin():
             await job_service.finish(session, job_id=self.job.id, status=status, **values)
+        self._done(status)
+
+    def _done(self, status: JobStatus) -> None:
+        """After the job's end is committed: a succeeded job's upload is not needed any more (it cannot be
+        retried); a failed or cancelled one's is kept for a retry until UPLOAD_RETENTION_HOURS."""
         job_service.forget_cancel_request(job_id=self.job.id, settings=self.settings)
+        if status == JobStatus.succeeded:
+            self.path.unlink(missing_ok=True)
 
     async def run(self) -> None:
         async with self.session_factory() as session:
@@ -425,7 +469,7 @@ class _Importer:
         if not finished:
             raise JobLost()
         await session.commit()
-        job_service.forget_cancel_request(job_id=self.job.id, settings=self.settings)
+        self._done(JobStatus.succeeded)
 
     def _column(self, target: str) -> str:
         return self.sources.get(target, target)
