@@ -66,6 +66,13 @@ EXPECTED_OPERATIONS = [
     ("get", "/api/v1/jobs/{job_id}/events"),
     ("get", "/api/v1/admin/backups"),
     ("post", "/api/v1/admin/backups"),
+    ("get", "/api/v1/containers/{container_id}/agreement"),
+    ("get", "/api/v1/projects/{project_id}/agreement"),
+    ("get", "/api/v1/containers/{container_id}/disagreements"),
+    ("get", "/api/v1/containers/{container_id}/gold"),
+    ("post", "/api/v1/containers/{container_id}/gold"),
+    ("delete", "/api/v1/containers/{container_id}/gold"),
+    ("get", "/api/v1/containers/{container_id}/gold/open"),
     ("get", "/health/live"),
     ("get", "/health/ready"),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from annotation_platform.agreement.service import run_agreement
 from annotation_platform.backup.service import run_backup, run_scheduled_backup
 from annotation_platform.data_export.service import export_service, run_export
 from annotation_platform.data_import.service import import_service, run_import
@@ -71,3 +72,10 @@ def run_backup_task(job_id: str | None = None) -> None:
         current.run(run_scheduled_backup(current.sessionmaker, settings=current.settings))
     else:
         current.run(run_backup(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
+
+
+@app.task(name="agreement.run")
+def run_agreement_task(job_id: str) -> None:
+    """Computes the agreement report of a container (or a project) too big to compute in the request."""
+    current = runtime()
+    current.run(run_agreement(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))

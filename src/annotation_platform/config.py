@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     backup_dir: Path | None = Field(default=None, description="Where backup files go; unset = DATA_DIR/backups.")
     backup_retention_count: int = Field(default=7, ge=1, description="Backups kept; older ones are deleted.")
     backup_schedule_hours: float = Field(default=24, ge=0, description="Beat takes a backup this often; 0 = never.")
+    agreement_inline_max_labels: int = Field(
+        default=20_000,
+        ge=0,
+        description="Agreement over at most this many labels is computed in the request; beyond, by a worker job.",
+    )
 
     # Production server (`annotation-platform serve --prod`, deploy/gunicorn.conf.py) and observability.
     web_concurrency: int | None = Field(

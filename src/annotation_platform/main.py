@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
 from annotation_platform import __version__
+from annotation_platform.agreement.endpoints import router as agreement_router
 from annotation_platform.annotation.endpoints import router as annotation_router
 from annotation_platform.auth.endpoints import router as auth_router
 from annotation_platform.backup.endpoints import router as backup_router
@@ -75,6 +76,7 @@ OPENAPI_TAGS = [
     {"name": "imports", "description": "Loading CSV, JSON and JSON Lines files into a container."},
     {"name": "exports", "description": "Writing a project's items and annotations to JSON Lines, JSON or CSV."},
     {"name": "backups", "description": "Database backups (superusers): list them, take one now."},
+    {"name": "agreement", "description": "Inter-annotator agreement, disagreements, and adjudicated gold sets."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
 ]
 
@@ -136,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         import_router,
         export_router,
         backup_router,
+        agreement_router,
     ):
         api.include_router(router)
     app.include_router(api)

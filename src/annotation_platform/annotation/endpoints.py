@@ -15,6 +15,7 @@ from annotation_platform.annotation.schemas import (
 )
 from annotation_platform.annotation.service import (
     ConcurrentChange,
+    GoldAlreadySettled,
     OffsetsOutOfRange,
     annotation_service,
     etag_of,
@@ -106,12 +107,12 @@ async def list_item_annotations(
     operation_id="createAnnotation",
     status_code=status.HTTP_201_CREATED,
     response_model=AnnotationRead,
-    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, *_BODY_ERRORS),
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, *_BODY_ERRORS, GoldAlreadySettled),
 )
 async def create_annotation(
     body: AnnotationCreate, access: ItemAnnotator, user: CurrentUser, session: SessionDep, response: Response
 ) -> AnnotationRead:
-    """Annotate an item as the caller (annotators and above)."""
+    """Annotate an item as the caller (annotators and above); `is_gold: true` settles its gold answer (reviewers)."""
     annotation = await annotation_service.create(session, access=access, user=user, data=body)
     response.headers["Location"] = f"/api/v1/annotations/{annotation.id}"
     response.headers["ETag"] = etag_of(annotation)

@@ -80,6 +80,12 @@ class AnnotationRepository:
         }
         return by_id, by_external_id
 
+    async def gold_of_item(self, session: AsyncSession, item_id: uuid.UUID, type_: str) -> uuid.UUID | None:
+        statement = select(Annotation.id).where(
+            Annotation.item_id == item_id, Annotation.type == type_, Annotation.is_gold.is_(True)
+        )
+        return (await session.execute(statement)).scalar_one_or_none()
+
     async def content_length(self, session: AsyncSession, item_id: uuid.UUID) -> int:
         statement = select(func.length(Item.content)).where(Item.id == item_id)
         return int((await session.execute(statement)).scalar_one())

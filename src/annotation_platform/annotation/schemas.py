@@ -34,6 +34,10 @@ class _Offsets(InputModel):
 class AnnotationCreate(_Offsets):
     type: TypeSlug = Field(examples=["thread"])
     data: JsonObject = Field(default_factory=dict, examples=[{"thread_id": "5"}])
+    is_gold: bool = Field(
+        default=False,
+        description="The adjudicated answer for this item and type (reviewers and above; one per item and type).",
+    )
 
 
 class AnnotationBulkRow(AnnotationCreate):
@@ -85,6 +89,7 @@ class AnnotationRead(ReadModel):
     end_offset: int | None
     created_by: Id | None = Field(description="The author's user id; null once their account is deleted.")
     version: int
+    is_gold: bool = Field(default=False, description="The adjudicated (gold) answer for this item and type.")
     created_at: datetime
     updated_at: datetime
 

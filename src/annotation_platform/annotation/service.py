@@ -38,6 +38,12 @@ class ItemNotInContainer(ValidationFailed):
     description = "A row names an item that is not in this container. Check `item_id` / `item_external_id`."
 
 
+class GoldAlreadySettled(Conflict):
+    code = "gold_already_settled"
+    title = "Item already has a gold annotation"
+    description = "This item already has a gold annotation of this type. Change that one instead (PATCH)."
+
+
 class ConcurrentChange(Conflict):
     code = "concurrent_change"
     title = "Changed concurrently"
@@ -91,6 +97,10 @@ class AnnotationService:
         self, session: AsyncSession, *, access: ItemAccess, user: User, data: AnnotationCreate
     ) -> AnnotationRead:
         item = access.item
+        if data.is_gold:
+            self._may_adjudicate(access.role)
+            if await annotation_repository.gold_of_item(session, item.id, data.type) is not None:
+                raise GoldAlreadySettled(f"This item already has a gold {data.type} annotation.")
         if data.end_offset is not None and data.end_offset > len(item.content):
             raise OffsetsOutOfRange(
                 f"end_offset {data.end_offset} is past the content's {len(item.content)} characters.",
@@ -104,6 +114,8 @@ class AnnotationService:
         self, session: AsyncSession, *, access: ContainerAccess, user: User, rows: list[AnnotationBulkRow]
     ) -> list[AnnotationRead]:
         container_id = access.container.id
+        if any(row.is_gold for row in rows):
+            self._may_adjudicate(access.role)
         by_id, by_external_id = await annotation_repository.items_by_ref(
             session,
             container_id,
@@ -186,15 +198,26 @@ class AnnotationService:
     def _writable(self, access: AnnotationAccess, user: User, if_match: str | None) -> Annotation:
         annotation = access.annotation
         own = annotation.created_by == user.id
-        needed = Action.annotate if own else Action.adjudicate
+        # The gold answer is the reviewers' to change, whoever wrote it.
+        needed = Action.annotate if own and not annotation.is_gold else Action.adjudicate
         if not role_allows(access.role, needed):
             raise Forbidden(
                 f"Your role ({access.role.value}) may not "
-                + ("annotate." if own else "change other people's annotations.")
+                + (
+                    "change gold annotations."
+                    if annotation.is_gold
+                    else "annotate."
+                    if own
+                    else "change other people's annotations."
+                )
             )
         if not if_match_allows(if_match, etag_of(annotation)):
             raise PreconditionFailed(f"The annotation is at version {annotation.version}; re-read it and retry.")
         return annotation
+
+    def _may_adjudicate(self, role: Role) -> None:
+        if not role_allows(role, Action.adjudicate):
+            raise Forbidden(f"Your role ({role.value}) may not write gold annotations (reviewers and above).")
 
     def _row(
         self, *, item_id: uuid.UUID, container_id: uuid.UUID, user: User, data: AnnotationCreate
@@ -210,6 +233,7 @@ class AnnotationService:
             "end_offset": data.end_offset,
             "created_by": user.id,
             "version": 1,
+            "is_gold": data.is_gold,
             "created_at": now,
             "updated_at": now,
         }

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Uuid,
     bindparam,
+    case,
     func,
     literal,
     select,
@@ -36,6 +37,14 @@ from annotation_platform.core.sql import rows_where_in
 from annotation_platform.models import Annotation, Container, Item, Job, JobKind, JobStatus, User
 
 UNKNOWN_AUTHOR = "deleted-user"
+GOLD_AUTHOR = "gold"
+
+
+def _author() -> Any:
+    """The label column's annotator: `gold` for the adjudicated answer, else the author's username."""
+    return case((Annotation.is_gold, literal(GOLD_AUTHOR)), else_=func.coalesce(User.username, UNKNOWN_AUTHOR)).label(
+        "author"
+    )
 
 
 class ExportRepository:
@@ -49,7 +58,7 @@ class ExportRepository:
         return list((await session.execute(statement.order_by(Container.name, Container.id))).scalars())
 
     def _annotations_of(self, container_ids: Sequence[uuid.UUID], types: Sequence[str] | None) -> Select[Any]:
-        author = func.coalesce(User.username, UNKNOWN_AUTHOR).label("author")
+        author = _author()
         statement = (
             select(Annotation.type, author)
             .outerjoin(User, User.id == Annotation.created_by)
@@ -116,7 +125,7 @@ class ExportRepository:
         """The annotations on these items (of `types` only, when given), in creation order."""
         if not item_ids:
             return []
-        author = func.coalesce(User.username, UNKNOWN_AUTHOR).label("author")
+        author = _author()
         statement = (
             select(
                 Annotation.item_id,
@@ -126,6 +135,7 @@ class ExportRepository:
                 Annotation.start_offset,
                 Annotation.end_offset,
                 Annotation.version,
+                Annotation.is_gold,
                 author,
             )
             .outerjoin(User, User.id == Annotation.created_by)
@@ -158,6 +168,7 @@ class ExportRepository:
             "after_id": after[1] if after else uuid.UUID(int=0),
             "types": list(types) if types is not None else None,
             "unknown": UNKNOWN_AUTHOR,
+            "gold": GOLD_AUTHOR,
         }
         binds: list[BindParameter[Any]] = [
             bindparam("types", type_=ARRAY(String())),
@@ -219,7 +230,7 @@ LEFT JOIN items AS p ON p.id = i.parent_id
 LEFT JOIN LATERAL (
     SELECT count(*) AS count, {annotation_list}
         jsonb_object_agg(
-            a.type || ':' || coalesce(u.username, :unknown),
+            a.type || ':' || CASE WHEN a.is_gold THEN CAST(:gold AS text) ELSE coalesce(u.username, :unknown) END,
             CASE
                 WHEN jsonb_typeof(a.data) = 'object' AND a.type = 'thread' AND a.data ? 'thread_id'
                     THEN a.data -> 'thread_id'
@@ -238,6 +249,7 @@ LIMIT :limit
 
 _ANNOTATION_LIST = """jsonb_agg(jsonb_build_object(
             'type', a.type, 'data', a.data, 'start_offset', a.start_offset, 'end_offset', a.end_offset,
-            'author', coalesce(u.username, :unknown), 'version', a.version) ORDER BY a.id) AS list,"""
+            'author', CASE WHEN a.is_gold THEN CAST(:gold AS text) ELSE coalesce(u.username, :unknown) END,
+            'version', a.version, 'is_gold', a.is_gold) ORDER BY a.id) AS list,"""
 
 export_repository = ExportRepository()

@@ -27,7 +27,7 @@ from annotation_platform.config import Settings, get_settings
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from annotation_platform.core.types import utcnow
 from annotation_platform.data_export.repository import export_repository
-from annotation_platform.data_export.schemas import MEDIA_TYPES, ExportCreate
+from annotation_platform.data_export.schemas import FILE_EXTENSIONS, MEDIA_TYPES, ExportCreate
 from annotation_platform.data_export.storage import ExportStorage, export_storage
 from annotation_platform.job.repository import job_repository
 from annotation_platform.job.service import job_service
@@ -61,14 +61,15 @@ class ExportExpired(AppError):
 
 def file_name(job: Job) -> str:
     """The stored file's name: `<job id>.<format>`."""
-    return f"{job.id}.{job.params['format']}"
+    file_format = job.params["format"]
+    return f"{job.id}.{FILE_EXTENSIONS.get(file_format, file_format)}"
 
 
 def download_name(project_name: str, created_at: datetime, file_format: str) -> str:
     """`<project>-<YYYY-MM-DD>.<ext>`, with the project's name folded to safe ASCII."""
     ascii_name = unicodedata.normalize("NFKD", project_name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_name).strip("-.")[:100] or "export"
-    return f"{slug}-{created_at.date().isoformat()}.{file_format}"
+    return f"{slug}-{created_at.date().isoformat()}.{FILE_EXTENSIONS.get(file_format, file_format)}"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ class ExportService:
             "annotation_types": sorted(set(data.annotation_types)) if data.annotation_types is not None else None,
             "project_name": access.project.name,
         }
+        if data.annotator is not None:
+            params["annotator"] = data.annotator
         return await job_service.create(
             session,
             kind=JobKind.export,
@@ -229,6 +232,7 @@ class _Records:
                     "end_offset": annotation.end_offset,
                     "author": annotation.author,
                     "version": annotation.version,
+                    "is_gold": annotation.is_gold,
                 }
             )
             key = f"{annotation.type}:{annotation.author}"
@@ -361,6 +365,56 @@ class _CsvWriter(_Writer):
         return self.buffer.getvalue().encode("utf-8")
 
 
+class _ReplyStructureWriter(_Writer):
+    """The IRC disentanglement corpus's reply structure (Kummerfeld et al. 2019): one line a message,
+    `<linked> <index> -`, where `index` numbers the messages from 0 in file order and `linked` is the earlier
+    message it links to (itself when it starts a conversation). Its evaluation scripts read threads as the
+    connected components of these links.
+
+    With an annotator (or `gold`), a message links to its parent when the annotator put both in the same
+    thread, else to the previous message of its thread; an unlabelled message links to itself. Without one, a
+    message links to its parent. Links never cross containers; indexes run on across them. On PostgreSQL the
+    page comes as CSV cells: the external id, the parent and the one label column needed."""
+
+    def __init__(self, annotator: str | None) -> None:
+        self.label_key = f"thread:{annotator}" if annotator is not None else None
+        self.csv_columns = ((), (self.label_key,) if self.label_key is not None else ())
+        self.index = 0
+        self.container: str | None = None
+        self.by_external_id: dict[str, tuple[int, str | None]] = {}
+        self.last_of_thread: dict[str, int] = {}
+
+    def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
+        label = labels.get(self.label_key) if self.label_key is not None else None
+        return self._line(record["container_id"], record["external_id"], record["parent"], label)
+
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        return b"".join(
+            self._line(container_name, row.external_id, row.parent, row.l0 if self.label_key is not None else None)
+            for row in rows
+        )
+
+    def _line(self, container: str, external_id: str, parent_id: str | None, value: Any) -> bytes:
+        if container != self.container:
+            self.container = container
+            self.by_external_id = {}
+            self.last_of_thread = {}
+        index = self.index
+        self.index += 1
+        label = _text(value) if value is not None else None
+        parent = self.by_external_id.get(parent_id) if parent_id is not None else None
+        linked = index
+        if self.label_key is None:
+            if parent is not None:
+                linked = parent[0]
+        elif label is not None:
+            same_thread = parent is not None and parent[1] == label
+            linked = parent[0] if parent is not None and same_thread else self.last_of_thread.get(label, index)
+            self.last_of_thread[label] = index
+        self.by_external_id[external_id] = (index, label)
+        return f"{linked} {index} -\n".encode()
+
+
 async def run_export(
     session_factory: async_sessionmaker[AsyncSession],
     job_id: uuid.UUID,
@@ -444,6 +498,8 @@ class _Exporter:
                 )
             elif self.format == "json":
                 writer = _JsonWriter()
+            elif self.format == "reply_structure":
+                writer = _ReplyStructureWriter(self.params.get("annotator"))
             else:
                 writer = _JsonLinesWriter()
             await self._progress(0, total)

@@ -34,6 +34,7 @@ TASK_OF_KIND = {
     JobKind.import_.value: "imports.run",
     JobKind.export.value: "exports.run",
     JobKind.backup.value: "backups.run",
+    JobKind.agreement.value: "agreement.run",
 }
 WORKER_LOST = (
     "worker lost: no heartbeat for {seconds} s (the worker stopped or was killed); nothing was written. Retry."

@@ -1,5 +1,6 @@
 """Every ORM table, imported here so that `Base.metadata` is complete for Alembic and the tests."""
 
+from annotation_platform.models.agreement import AgreementResult
 from annotation_platform.models.annotation import Annotation
 from annotation_platform.models.backup import Backup
 from annotation_platform.models.base import Base
@@ -10,6 +11,7 @@ from annotation_platform.models.project import Membership, Project, Role
 from annotation_platform.models.user import AuthSession, User
 
 __all__ = [
+    "AgreementResult",
     "Annotation",
     "AuthSession",
     "Backup",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from annotation_platform.models.base import Base, IdMixin, TimestampMixin
@@ -15,6 +15,9 @@ class Annotation(IdMixin, TimestampMixin, Base):
     `container_id` is copied from the item (and tied to it by the composite key) so that a container's
     annotations page through an index instead of a join over millions of items. Offsets must lie within the
     item's content; triggers created by the migrations enforce that, since a CHECK cannot see another row.
+
+    `is_gold` marks the adjudicated (gold) answer: at most one gold annotation per item and type, which a partial
+    unique index keeps even against concurrent adjudicators.
     """
 
     __tablename__ = "annotations"
@@ -36,6 +39,14 @@ class Annotation(IdMixin, TimestampMixin, Base):
         Index(None, "container_id", "id"),
         Index(None, "container_id", "type", "id"),
         Index(None, "container_id", "created_by", "id"),
+        Index(
+            "uq_annotations_gold_item_id_type",
+            "item_id",
+            "type",
+            unique=True,
+            sqlite_where=text("is_gold"),
+            postgresql_where=text("is_gold"),
+        ),
     )
 
     item_id: Mapped[uuid.UUID]
@@ -46,3 +57,4 @@ class Annotation(IdMixin, TimestampMixin, Base):
     end_offset: Mapped[int | None]
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     version: Mapped[int] = mapped_column(default=1)
+    is_gold: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -1,4 +1,4 @@
-"""Background jobs (imports, exports, backups) and the row-level errors an import collects.
+"""Background jobs (imports, exports, backups, agreement on big containers) and the row-level errors an import collects.
 
 The jobs table is the source of truth about background work: Celery only carries the job's id to a worker.
 """
@@ -21,6 +21,7 @@ class JobKind(StrEnum):
     import_ = "import"
     export = "export"
     backup = "backup"
+    agreement = "agreement"
 
 
 class JobStatus(StrEnum):

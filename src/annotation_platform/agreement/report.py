@@ -1,0 +1,157 @@
+"""Agreement reports: every pair's measures from the labels, a project's from its containers', and the cache.
+
+A report is kept in `agreement_results` with a fingerprint of the annotations it was computed from, and served
+from there until that fingerprint changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from itertools import combinations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from annotation_platform.agreement import metrics
+from annotation_platform.agreement.labels import Labels, load_labels
+from annotation_platform.agreement.repository import agreement_repository
+from annotation_platform.agreement.schemas import (
+    GOLD,
+    AgreementRead,
+    AnnotatorRead,
+    GroupRead,
+    MeasureKind,
+    PairRead,
+)
+from annotation_platform.core.types import utcnow
+
+
+def options_key(kind: MeasureKind, window: int) -> str:
+    return f"clustering;window={window}" if kind == "clustering" else "categorical"
+
+
+def compute_report(
+    labels: Labels, *, container_id: uuid.UUID | None, type_: str, kind: MeasureKind, window: int
+) -> AgreementRead:
+    names = labels.annotators
+    annotators = [
+        AnnotatorRead(username=name, user_id=labels.user_ids[name], items=len(labels.by_annotator[name]))
+        for name in names
+    ]
+    compared: list[tuple[str, str, dict[uuid.UUID, str], dict[uuid.UUID, str]]] = [
+        (first, second, labels.by_annotator[first], labels.by_annotator[second])
+        for first, second in combinations(names, 2)
+    ]
+    if labels.gold:
+        annotators.append(AnnotatorRead(username=GOLD, user_id=None, items=len(labels.gold)))
+        compared += [(name, GOLD, labels.by_annotator[name], labels.gold) for name in names]
+    pairs = []
+    for first, second, mine, theirs in compared:
+        _, a, b = metrics.paired(mine, theirs, labels.order)
+        if kind == "clustering":
+            measures = metrics.clustering_measures(a, b, window)
+        else:
+            measures = {"percent_agreement": metrics.percent_agreement(a, b), "cohen_kappa": metrics.cohen_kappa(a, b)}
+        pairs.append(PairRead(annotators=[first, second], items=len(a), metrics=measures))
+    overall = None
+    if kind == "categorical":
+        units = [
+            {name: labels.by_annotator[name][item] for name in names if item in labels.by_annotator[name]}
+            for item in labels.order
+        ]
+        overall = GroupRead(
+            annotators=len(names),
+            items=sum(1 for unit in units if len(unit) >= 2),
+            metrics={
+                "fleiss_kappa": metrics.fleiss_kappa(units),
+                "krippendorff_alpha": metrics.krippendorff_alpha(units),
+            },
+        )
+    return AgreementRead(
+        container_id=container_id,
+        type=type_,
+        kind=kind,
+        window=window if kind == "clustering" else None,
+        items=len(labels.labelled_items()),
+        annotators=annotators,
+        pairs=pairs,
+        overall=overall,
+        computed_at=utcnow(),
+    )
+
+
+def combine_reports(reports: Sequence[AgreementRead], *, type_: str, kind: MeasureKind, window: int) -> AgreementRead:
+    """A project's report from its containers': each pair's and the overall figures are means weighted by items
+    (over the containers where the figure is defined); counts are sums."""
+    annotators: dict[str, AnnotatorRead] = {}
+    for report in reports:
+        for annotator in report.annotators:
+            known = annotators.get(annotator.username)
+            items = annotator.items + (known.items if known else 0)
+            annotators[annotator.username] = AnnotatorRead(
+                username=annotator.username, user_id=annotator.user_id, items=items
+            )
+    grouped: dict[tuple[str, ...], list[PairRead]] = {}
+    for report in reports:
+        for pair in report.pairs:
+            grouped.setdefault(tuple(pair.annotators), []).append(pair)
+    pairs = [
+        PairRead(annotators=list(key), items=sum(p.items for p in found), metrics=_weighted(found))
+        for key, found in sorted(grouped.items(), key=lambda entry: (GOLD in entry[0], entry[0]))
+    ]
+    overall = None
+    groups = [report.overall for report in reports if report.overall is not None]
+    if kind == "categorical":
+        overall = GroupRead(
+            annotators=len([name for name in annotators if name != GOLD]),
+            items=sum(group.items for group in groups),
+            metrics=_weighted(groups),
+        )
+    return AgreementRead(
+        container_id=None,
+        type=type_,
+        kind=kind,
+        window=window if kind == "clustering" else None,
+        items=sum(report.items for report in reports),
+        annotators=sorted(annotators.values(), key=lambda a: (a.username == GOLD, a.username)),
+        pairs=pairs,
+        overall=overall,
+        containers=len(reports),
+        computed_at=utcnow(),
+    )
+
+
+def _weighted(parts: Sequence[PairRead | GroupRead]) -> dict[str, float | None]:
+    keys = list(dict.fromkeys(key for part in parts for key in part.metrics))
+    combined: dict[str, float | None] = {}
+    for key in keys:
+        defined = [(part.metrics[key], part.items) for part in parts if part.metrics.get(key) is not None]
+        weight = sum(items for _, items in defined)
+        combined[key] = sum(value * items for value, items in defined if value is not None) / weight if weight else None
+    return combined
+
+
+async def fresh_report(
+    session: AsyncSession, *, container_id: uuid.UUID, type_: str, kind: MeasureKind, window: int, limit: int | None
+) -> AgreementRead | None:
+    """The container's report from the cache when still valid, else computed and cached now; None when it is not
+    cached and has more than `limit` labels (None: no limit)."""
+    options = options_key(kind, window)
+    count, fingerprint = await agreement_repository.fingerprint(session, container_id, type_)
+    cached = await agreement_repository.cached(session, container_id, type_, options)
+    if cached is not None and cached.fingerprint == fingerprint:
+        return AgreementRead.model_validate(cached.result)
+    if limit is not None and count > limit:
+        return None
+    labels = await load_labels(session, container_id, type_)
+    report = compute_report(labels, container_id=container_id, type_=type_, kind=kind, window=window)
+    await agreement_repository.store(
+        session,
+        container_id=container_id,
+        type_=type_,
+        options=options,
+        fingerprint=fingerprint,
+        result=report.model_dump(mode="json"),
+        computed_at=report.computed_at,
+    )
+    return report

@@ -1,0 +1,169 @@
+"""SQL for agreement: every label of one type in a container (with its item's position and its author), the
+fingerprint that tells whether they changed, the report cache, neighbouring items, gold annotations."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from annotation_platform.models import AgreementResult, Annotation, Container, Item, Job, JobKind, JobStatus, User
+
+
+class AgreementRepository:
+    async def labels(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> list[Row[Any]]:
+        """Whole-item annotations (no offsets) of this type with a living author, by item order, oldest first."""
+        statement = (
+            select(
+                Annotation.item_id,
+                Item.sequence,
+                Annotation.created_by,
+                User.username,
+                Annotation.is_gold,
+                Annotation.data,
+            )
+            .join(Item, Item.id == Annotation.item_id)
+            .join(User, User.id == Annotation.created_by)
+            .where(
+                Annotation.container_id == container_id,
+                Annotation.type == type_,
+                Annotation.start_offset.is_(None),
+            )
+            .order_by(Item.sequence, Item.id, Annotation.id)
+        )
+        return list((await session.execute(statement)).all())
+
+    async def fingerprint(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> tuple[int, str]:
+        """How many annotations of this type the container has, and a string that changes whenever any of them
+        is created, changed or deleted (count, newest `updated_at`, sum of versions)."""
+        statement = select(func.count(), func.max(Annotation.updated_at), func.sum(Annotation.version)).where(
+            Annotation.container_id == container_id, Annotation.type == type_
+        )
+        count, newest, versions = (await session.execute(statement)).one()
+        return int(count), f"{count}|{newest}|{versions}"
+
+    async def cached(
+        self, session: AsyncSession, container_id: uuid.UUID, type_: str, options: str
+    ) -> AgreementResult | None:
+        return await session.get(AgreementResult, (container_id, type_, options), populate_existing=True)
+
+    async def store(
+        self,
+        session: AsyncSession,
+        *,
+        container_id: uuid.UUID,
+        type_: str,
+        options: str,
+        fingerprint: str,
+        result: dict[str, Any],
+        computed_at: datetime,
+    ) -> None:
+        """Insert or replace the report: two requests computing it at once both succeed, the last one wins."""
+        values = {
+            "container_id": container_id,
+            "type": type_,
+            "options": options,
+            "fingerprint": fingerprint,
+            "result": result,
+            "computed_at": computed_at,
+        }
+        builder = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = builder(AgreementResult).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["container_id", "type", "options"],
+            set_={"fingerprint": fingerprint, "result": result, "computed_at": computed_at},
+        )
+        await session.execute(statement)
+
+    async def containers(self, session: AsyncSession, project_id: uuid.UUID) -> list[Container]:
+        statement = select(Container).where(Container.project_id == project_id).order_by(Container.name, Container.id)
+        return list((await session.execute(statement)).scalars())
+
+    async def container(self, session: AsyncSession, container_id: uuid.UUID) -> Container | None:
+        return await session.get(Container, container_id)
+
+    async def active_job(
+        self,
+        session: AsyncSession,
+        *,
+        user_id: uuid.UUID,
+        container_id: uuid.UUID | None,
+        project_id: uuid.UUID,
+        type_: str,
+        options: str,
+    ) -> Job | None:
+        """The caller's queued or running agreement job for this report (a container's, or with no container the
+        project's), if any."""
+        statement = (
+            select(Job)
+            .where(
+                Job.created_by == user_id,
+                Job.kind == JobKind.agreement.value,
+                Job.status.in_([JobStatus.queued.value, JobStatus.running.value]),
+                Job.project_id == project_id,
+            )
+            .order_by(Job.id.desc())
+        )
+        for job in (await session.execute(statement)).scalars():
+            params = job.params or {}
+            wanted = (str(container_id) if container_id is not None else None, type_, options)
+            if (params.get("container_id"), params.get("type"), params.get("options")) == wanted:
+                return job
+        return None
+
+    async def items(self, session: AsyncSession, item_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Row[Any]]:
+        if not item_ids:
+            return {}
+        statement = select(Item.id, Item.external_id, Item.sequence, Item.content).where(Item.id.in_(list(item_ids)))
+        return {row.id: row for row in await session.execute(statement)}
+
+    async def neighbours(
+        self, session: AsyncSession, container_id: uuid.UUID, sequence: int, item_id: uuid.UUID, count: int
+    ) -> tuple[list[Row[Any]], list[Row[Any]]]:
+        """Up to `count` items just before and just after this one, in order."""
+        columns = (Item.id, Item.external_id, Item.sequence, Item.content)
+        position = (Item.sequence, Item.id)
+        before = (
+            select(*columns)
+            .where(Item.container_id == container_id)
+            .where((Item.sequence < sequence) | ((Item.sequence == sequence) & (Item.id < item_id)))
+            .order_by(*(column.desc() for column in position))
+            .limit(count)
+        )
+        after = (
+            select(*columns)
+            .where(Item.container_id == container_id)
+            .where((Item.sequence > sequence) | ((Item.sequence == sequence) & (Item.id > item_id)))
+            .order_by(*position)
+            .limit(count)
+        )
+        earlier = list((await session.execute(before)).all())
+        earlier.reverse()
+        return earlier, list((await session.execute(after)).all())
+
+    async def gold_count(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> int:
+        statement = select(func.count()).where(
+            Annotation.container_id == container_id, Annotation.type == type_, Annotation.is_gold.is_(True)
+        )
+        return int((await session.execute(statement)).scalar_one())
+
+    async def gold_of_item(self, session: AsyncSession, item_id: uuid.UUID, type_: str) -> uuid.UUID | None:
+        statement = select(Annotation.id).where(
+            Annotation.item_id == item_id, Annotation.type == type_, Annotation.is_gold.is_(True)
+        )
+        return (await session.execute(statement)).scalar_one_or_none()
+
+    async def delete_gold(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> int:
+        statement = delete(Annotation).where(
+            Annotation.container_id == container_id, Annotation.type == type_, Annotation.is_gold.is_(True)
+        )
+        return int((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+
+
+agreement_repository = AgreementRepository()
