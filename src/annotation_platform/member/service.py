@@ -80,6 +80,25 @@ class MemberService:
             await self._keep_an_owner(session, access.project.id, leaving=user_id)
         await member_repository.delete(session, membership)
 
+    async def transfer_ownership(
+        self, session: AsyncSession, *, access: ProjectAccess, caller: User, user_id: uuid.UUID
+    ) -> MemberRead:
+        """Make a member owner and step the calling owner down to manager, in one transaction.
+
+        A superuser who is not an owner hands ownership over without stepping anyone down.
+        """
+        target = await member_repository.get(session, access.project.id, user_id)
+        if target is None:
+            raise NotFound("No such member.")
+        target.role = Role.owner
+        if user_id != caller.id:
+            mine = await member_repository.get(session, access.project.id, caller.id)
+            if mine is not None and mine.role == Role.owner:
+                mine.role = Role.manager
+        await session.flush()
+        row = await member_repository.get_row(session, access.project.id, user_id)
+        return _to_read(row)
+
     def _check_may_assign(self, access: ProjectAccess, *, current: Role | None, new: Role | None) -> None:
         if not role_allows(access.role, Action.manage):
             raise Forbidden(f"Your role ({access.role.value}) may not manage members.")
