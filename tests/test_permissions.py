@@ -114,6 +114,13 @@ class World:
     async def owners_annotation(self) -> str:
         return str((await self.api.annotate(self.team.items[0], self.team.owner))["id"])
 
+    async def owners_key(self) -> str:
+        response = await self.api.client.post(
+            "/api/v1/api-keys", json={"name": "owner's", "scopes": ["read"]}, headers=self.team.owner.headers
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
     async def owners_export(self, *, finished: bool = False) -> str:
         response = await self.api.client.post(
             f"/api/v1/projects/{self.project_id}/exports", json={"format": "jsonl"}, headers=self.team.owner.headers
@@ -216,6 +223,10 @@ REQUESTS: dict[RouteKey, Builder] = {
     ("GET", "/api/v1/users/{user_id}"): at(lambda w: f"/api/v1/users/{w.team.viewer.id}"),
     ("PATCH", "/api/v1/users/{user_id}"): at(lambda w: f"/api/v1/users/{w.team.viewer.id}", json={"is_verified": True}),
     ("DELETE", "/api/v1/users/{user_id}"): _fresh_user,
+    ("GET", "/api/v1/api-keys"): plain("/api/v1/api-keys"),
+    ("POST", "/api/v1/api-keys"): at(lambda _w: "/api/v1/api-keys", json={"name": "script", "scopes": ["read"]}),
+    ("GET", "/api/v1/api-keys/{key_id}"): fresh(World.owners_key, lambda key_id: f"/api/v1/api-keys/{key_id}"),
+    ("DELETE", "/api/v1/api-keys/{key_id}"): fresh(World.owners_key, lambda key_id: f"/api/v1/api-keys/{key_id}"),
     ("GET", "/api/v1/projects"): plain("/api/v1/projects"),
     ("POST", "/api/v1/projects"): at(lambda _w: "/api/v1/projects", json={"name": "Another"}),
     ("GET", "/api/v1/projects/{project_id}"): at(lambda w: P.format(w.project_id)),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
@@ -51,6 +52,10 @@ class Settings(BaseSettings):
         default=None, description="Absolute base URL used in Link headers when behind a proxy."
     )
     log_level: str = "INFO"
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = none.",
+    )
 
     # Background work (Celery). Without REDIS_URL the broker is a folder in DATA_DIR (kombu's filesystem transport).
     queue_name: str = Field(default="annotation-platform", description="The Celery queue the API sends work to.")
@@ -93,6 +98,16 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return parse_networks(self.trusted_proxies)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -125,6 +140,11 @@ class Settings(BaseSettings):
         path.touch(mode=0o600)
         path.write_text(key)
         return key
+
+
+def parse_networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """`10.0.0.0/8, 192.168.1.7` -> networks; a bare address is a network of one. Raises ValueError when invalid."""
+    return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
 def normalise_database_url(url: str) -> str:

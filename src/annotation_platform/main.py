@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from annotation_platform import __version__
 from annotation_platform.annotation.endpoints import router as annotation_router
+from annotation_platform.api_key.endpoints import router as api_key_router
 from annotation_platform.auth.endpoints import router as auth_router
 from annotation_platform.backup.endpoints import router as backup_router
 from annotation_platform.config import Settings, get_settings
@@ -51,7 +52,8 @@ A multi-user annotation backend: projects hold containers (a chat room, a docume
 items (chat turns, paragraphs), and project members annotate items.
 
 * **Authentication**: `POST /api/v1/auth/jwt/login` with form fields `username` (your email) and `password`
-  returns a bearer token; send it as `Authorization: Bearer <token>`.
+  returns a bearer token; send it as `Authorization: Bearer <token>`. Scripts may use an API key
+  (`POST /api/v1/api-keys`) as `X-API-Key: <key>` instead.
 * **Lists** are cursor-paginated: `limit` (1-500, default 50) and `cursor` (the previous page's `next_cursor`).
 * **Errors** are `application/problem+json` documents with a stable `code`; see [the error reference](/errors).
 * Resources you may not see answer **404**; those you may see but not change answer **403**.
@@ -60,6 +62,7 @@ items (chat turns, paragraphs), and project members annotate items.
 OPENAPI_TAGS = [
     {"name": "auth", "description": "Registration, login and logout."},
     {"name": "users", "description": "Your own account, and account administration."},
+    {"name": "api-keys", "description": "Your API keys: scoped, expiring, IP-restricted credentials for scripts."},
     {"name": "projects", "description": "Projects: units of work with their own members."},
     {"name": "members", "description": "Who belongs to a project, with which role."},
     {
@@ -123,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         auth_router,
         user_router,
+        api_key_router,
         project_router,
         member_router,
         container_router,

@@ -29,10 +29,11 @@ class InvalidCredentials(BadRequest):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling, and through which login session."""
+    """Who is calling, and through which credential: a login session or an API key (exactly one is set)."""
 
     user: User
-    session_id: uuid.UUID
+    session_id: uuid.UUID | None
+    api_key_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,9 @@ class AuthService:
 
     async def authenticate(self, session: AsyncSession, settings: Settings, *, token: str | None) -> Principal:
         if not token:
-            raise NotAuthenticated("Send `Authorization: Bearer <token>` from POST /api/v1/auth/jwt/login.")
+            raise NotAuthenticated(
+                "Send `Authorization: Bearer <token>` from POST /api/v1/auth/jwt/login, or `X-API-Key: <key>`."
+            )
         now = utcnow()
         found = await auth_session_repository.get_live_with_user(session, token_hash=hash_token(token), now=now)
         if found is None:
@@ -91,6 +94,8 @@ class AuthService:
         return Principal(user=user, session_id=auth_session.id)
 
     async def logout(self, session: AsyncSession, *, principal: Principal) -> None:
+        if principal.session_id is None:
+            raise BadRequest("Logout ends a login session; revoke an API key with DELETE /api/v1/api-keys/{key_id}.")
         await auth_session_repository.delete(session, session_id=principal.session_id)
 
 

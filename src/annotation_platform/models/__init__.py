@@ -1,6 +1,7 @@
 """Every ORM table, imported here so that `Base.metadata` is complete for Alembic and the tests."""
 
 from annotation_platform.models.annotation import Annotation
+from annotation_platform.models.api_key import ApiKey
 from annotation_platform.models.backup import Backup
 from annotation_platform.models.base import Base
 from annotation_platform.models.container import Container
@@ -11,6 +12,7 @@ from annotation_platform.models.user import AuthSession, User
 
 __all__ = [
     "Annotation",
+    "ApiKey",
     "AuthSession",
     "Backup",
     "Base",
