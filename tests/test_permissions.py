@@ -114,6 +114,15 @@ class World:
     async def owners_annotation(self) -> str:
         return str((await self.api.annotate(self.team.items[0], self.team.owner))["id"])
 
+    async def owners_session(self) -> str:
+        owner = self.team.owner
+        login = await self.api.client.post(
+            "/api/v1/auth/jwt/login", data={"username": owner.email, "password": PASSWORD}
+        )
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        listed = await self.api.client.get("/api/v1/users/me/sessions", headers=headers)
+        return str(next(entry["id"] for entry in listed.json()["items"] if entry["current"]))
+
     async def owners_key(self) -> str:
         response = await self.api.client.post(
             "/api/v1/api-keys", json={"name": "owner's", "scopes": ["read"]}, headers=self.team.owner.headers
@@ -219,6 +228,10 @@ REQUESTS: dict[RouteKey, Builder] = {
     ("POST", "/api/v1/auth/jwt/logout"): _fresh_login,
     ("GET", "/api/v1/users/me"): plain("/api/v1/users/me"),
     ("PATCH", "/api/v1/users/me"): lambda _w, _c: _ready(Call("/api/v1/users/me", json={"username": unique("u")})),
+    ("GET", "/api/v1/users/me/sessions"): plain("/api/v1/users/me/sessions"),
+    ("DELETE", "/api/v1/users/me/sessions/{session_id}"): fresh(
+        World.owners_session, lambda session_id: f"/api/v1/users/me/sessions/{session_id}"
+    ),
     ("GET", "/api/v1/users"): plain("/api/v1/users"),
     ("GET", "/api/v1/users/{user_id}"): at(lambda w: f"/api/v1/users/{w.team.viewer.id}"),
     ("PATCH", "/api/v1/users/{user_id}"): at(lambda w: f"/api/v1/users/{w.team.viewer.id}", json={"is_verified": True}),

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field, StringConstraints
 
-from annotation_platform.core.schemas import InputModel, ReadModel
+from annotation_platform.core.schemas import Id, InputModel, ReadModel
+from annotation_platform.models import AuthSession
 
 Username = Annotated[
     str,
@@ -24,3 +27,27 @@ class BearerToken(ReadModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the token type, not a secret
     expires_in: int = Field(description="Seconds until the token expires.")
+
+
+class SessionRead(ReadModel):
+    """A login session: where and when it started, when it was last used, when it ends."""
+
+    id: Id
+    created_at: datetime
+    last_seen_at: datetime = Field(description="Written at most once per SESSION_TOUCH_INTERVAL_SECONDS.")
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool = Field(description="Whether this is the session making the request.")
+
+    @classmethod
+    def of(cls, auth_session: AuthSession, current: uuid.UUID | None) -> SessionRead:
+        return cls(
+            id=auth_session.id,
+            created_at=auth_session.created_at,
+            last_seen_at=auth_session.last_seen_at,
+            expires_at=auth_session.expires_at,
+            ip=auth_session.ip,
+            user_agent=auth_session.user_agent,
+            current=auth_session.id == current,
+        )

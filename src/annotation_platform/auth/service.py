@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.auth.manager import user_manager_for
 from annotation_platform.auth.repository import auth_session_repository
+from annotation_platform.auth.schemas import SessionRead
 from annotation_platform.config import Settings
-from annotation_platform.core.errors import BadRequest, NotAuthenticated
+from annotation_platform.core.errors import BadRequest, NotAuthenticated, NotFound
+from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.types import utcnow
 from annotation_platform.models import AuthSession, User
 
@@ -92,6 +94,27 @@ class AuthService:
         if (now - auth_session.last_seen_at).total_seconds() >= settings.session_touch_interval_seconds:
             await auth_session_repository.touch(session, session_id=auth_session.id, now=now)
         return Principal(user=user, session_id=auth_session.id)
+
+    async def sessions(
+        self, session: AsyncSession, *, principal: Principal, params: PageParams
+    ) -> tuple[list[SessionRead], str | None, int | None]:
+        user_id, now = principal.user.id, utcnow()
+        rows, cursor = await auth_session_repository.page_live(session, user_id=user_id, now=now, params=params)
+        total = (
+            await auth_session_repository.count_live(session, user_id=user_id, now=now)
+            if params.include_total
+            else None
+        )
+        return [SessionRead.of(row, principal.session_id) for row in rows], cursor, total
+
+    async def revoke(self, session: AsyncSession, *, principal: Principal, session_id: uuid.UUID) -> None:
+        """End one of the caller's own sessions (the current one too); others' do not exist for them."""
+        found = await auth_session_repository.get_live_own(
+            session, user_id=principal.user.id, session_id=session_id, now=utcnow()
+        )
+        if found is None:
+            raise NotFound("No such session.")
+        await auth_session_repository.delete(session, session_id=found.id)
 
     async def logout(self, session: AsyncSession, *, principal: Principal) -> None:
         if principal.session_id is None:

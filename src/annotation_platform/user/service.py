@@ -10,6 +10,7 @@ from fastapi_users.exceptions import InvalidPasswordException
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.auth.manager import password_helper_for, user_manager_for
+from annotation_platform.auth.repository import auth_session_repository
 from annotation_platform.config import Settings
 from annotation_platform.core.errors import Conflict, NotFound, ValidationFailed
 from annotation_platform.core.pagination import PageParams
@@ -80,7 +81,16 @@ class UserService:
             }
         )
 
-    async def update_me(self, session: AsyncSession, settings: Settings, *, user: User, data: UserUpdateMe) -> User:
+    async def update_me(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        *,
+        user: User,
+        data: UserUpdateMe,
+        current_session: uuid.UUID | None,
+    ) -> User:
+        """Apply the caller's own changes; a new password ends every other session of theirs."""
         changes = data.model_dump(exclude_unset=True, exclude={"current_password"})
         if ("email" in changes or "password" in changes) and not self._password_matches(
             settings, user, data.current_password
@@ -94,13 +104,23 @@ class UserService:
                     }
                 ]
             )
-        return await self._apply(session, settings, user=user, changes=changes)
+        new_password = "password" in changes
+        updated = await self._apply(session, settings, user=user, changes=changes)
+        if new_password:
+            await auth_session_repository.delete_all_but(session, user_id=user.id, keep=current_session)
+        return updated
 
     async def admin_update(
         self, session: AsyncSession, settings: Settings, *, user_id: uuid.UUID, data: UserAdminUpdate
     ) -> User:
+        """An administrator's changes; a password set this way ends all of the user's sessions."""
         user = await self.get(session, user_id)
-        return await self._apply(session, settings, user=user, changes=data.model_dump(exclude_unset=True))
+        changes = data.model_dump(exclude_unset=True)
+        new_password = "password" in changes
+        updated = await self._apply(session, settings, user=user, changes=changes)
+        if new_password:
+            await auth_session_repository.delete_all_but(session, user_id=user.id, keep=None)
+        return updated
 
     async def get(self, session: AsyncSession, user_id: uuid.UUID) -> User:
         user = await user_repository.get(session, user_id)
