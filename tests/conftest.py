@@ -107,6 +107,8 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "data_dir": data_dir,
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
         "session_touch_interval_seconds": 3600,
+        # The suite registers and logs in hundreds of users from one address; tests of the limits enable them.
+        "rate_limit_enabled": False,
         **overrides,
     }
     return Settings(**values)

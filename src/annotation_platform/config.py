@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
+from limits import parse as parse_limit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -52,6 +53,16 @@ class Settings(BaseSettings):
         default=None, description="Absolute base URL used in Link headers when behind a proxy."
     )
     log_level: str = "INFO"
+    ip_allowlist: str = Field(
+        default="", description="Comma-separated CIDRs; when set, other client addresses get 403 (health excepted)."
+    )
+
+    # Rate limits (`limits` syntax: "600/minute", "10 per 5 minutes"), counted in Redis when REDIS_URL is set.
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = Field(default="600/minute", description="Per API key, else per user.")
+    rate_limit_auth: str = Field(default="10/minute", description="Login, registration, password reset: per address.")
+    login_lockout_attempts: int = Field(default=5, ge=0, description="Failed logins that lock an account; 0 = never.")
+    login_lockout_seconds: int = Field(default=900, ge=1, description="How long a lockout lasts.")
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = none.",
@@ -98,10 +109,16 @@ class Settings(BaseSettings):
                 )
         return self
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "ip_allowlist")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
         parse_networks(value)
+        return value
+
+    @field_validator("rate_limit_default", "rate_limit_auth")
+    @classmethod
+    def _limit_parses(cls, value: str) -> str:
+        parse_limit(value)
         return value
 
     @property

@@ -21,8 +21,9 @@ from annotation_platform.annotation.endpoints import router as annotation_router
 from annotation_platform.api_key.endpoints import router as api_key_router
 from annotation_platform.auth.endpoints import router as auth_router
 from annotation_platform.backup.endpoints import router as backup_router
-from annotation_platform.config import Settings, get_settings
+from annotation_platform.config import Settings, get_settings, parse_networks
 from annotation_platform.container.endpoints import router as container_router
+from annotation_platform.core.clients import IpAllowListMiddleware
 from annotation_platform.core.db import create_engine, create_sessionmaker
 from annotation_platform.core.errors import (
     ERROR_REFERENCE_PATH,
@@ -33,6 +34,7 @@ from annotation_platform.core.errors import (
 from annotation_platform.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from annotation_platform.core.migrations import MigrationsNotFound, head_revisions
 from annotation_platform.core.queue import create_celery
+from annotation_platform.core.rate_limit import RateLimiter, RateLimitHeadersMiddleware
 from annotation_platform.data_export.endpoints import router as export_router
 from annotation_platform.data_import.endpoints import router as import_router
 from annotation_platform.health.endpoints import router as health_router
@@ -114,13 +116,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.warning("migration scripts not found; /health/ready will report not ready")
         app.state.migration_heads = None
 
+    app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeadersMiddleware)
+    if settings.ip_allowlist:
+        app.add_middleware(IpAllowListMiddleware, networks=parse_networks(settings.ip_allowlist))
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware)  # outermost: the allow-list's 403 carries a request id too
 
     api = APIRouter(prefix=API_PREFIX)
     for router in (

@@ -13,7 +13,7 @@ from annotation_platform.api_key.repository import api_key_repository
 from annotation_platform.api_key.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, Scope
 from annotation_platform.auth.service import Principal, hash_token
 from annotation_platform.config import Settings
-from annotation_platform.core.clients import in_networks
+from annotation_platform.core.clients import IpNotAllowed, in_networks
 from annotation_platform.core.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
@@ -40,12 +40,6 @@ class InsufficientScope(Forbidden):
     code = "insufficient_scope"
     title = "The API key's scopes do not allow this"
     description = "Changes need a key with the `write` scope, administration one with `admin`. Use another key."
-
-
-class IpNotAllowed(Forbidden):
-    code = "ip_not_allowed"
-    title = "Address not allowed"
-    description = "The request comes from an address outside the allowed ranges. Call from an allowed address."
 
 
 class LoginSessionRequired(Forbidden):

@@ -13,6 +13,7 @@ from annotation_platform.config import SettingsDep
 from annotation_platform.core.clients import client_ip
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import Forbidden
+from annotation_platform.core.rate_limit import rate_limiter_of
 from annotation_platform.models import User
 
 LOGIN_PATH = "/api/v1/auth/jwt/login"
@@ -46,6 +47,11 @@ async def current_principal(
         principal = await api_key_service.authenticate(
             session, settings, key=api_key, method=request.method, ip=client_ip(request)
         )
+    limiter = rate_limiter_of(request)
+    if principal.api_key_id is not None:
+        await limiter.hit(request, limiter.default, "key", str(principal.api_key_id))
+    else:
+        await limiter.hit(request, limiter.default, "user", str(principal.user.id))
     request.state.user_id = principal.user.id
     return principal
 

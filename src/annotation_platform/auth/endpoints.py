@@ -7,8 +7,9 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from annotation_platform.auth.dependencies import CurrentPrincipal
 from annotation_platform.auth.schemas import BearerToken, UserRegister
-from annotation_platform.auth.service import InvalidCredentials, auth_service
+from annotation_platform.auth.service import InvalidCredentials, LoginLocked, auth_service
 from annotation_platform.config import SettingsDep
+from annotation_platform.core.clients import client_ip
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
     BODY_ERRORS,
@@ -17,6 +18,7 @@ from annotation_platform.core.errors import (
     ValidationFailed,
     problem_responses,
 )
+from annotation_platform.core.rate_limit import RateLimited, limit_auth_route, rate_limiter_of
 from annotation_platform.core.routing import ApiRoute
 from annotation_platform.user.schemas import UserRead
 from annotation_platform.user.service import EmailTaken, InvalidPassword, UsernameTaken, user_service
@@ -29,7 +31,8 @@ router = APIRouter(prefix="/auth", tags=["auth"], route_class=ApiRoute)
     operation_id="register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    responses=problem_responses(EmailTaken, UsernameTaken, InvalidPassword, *BODY_ERRORS),
+    dependencies=[Depends(limit_auth_route)],
+    responses=problem_responses(EmailTaken, UsernameTaken, InvalidPassword, RateLimited, *BODY_ERRORS),
 )
 async def register(body: UserRegister, session: SessionDep, settings: SettingsDep, response: Response) -> UserRead:
     """Create an account, then log in with `POST /auth/jwt/login`.
@@ -48,7 +51,8 @@ async def register(body: UserRegister, session: SessionDep, settings: SettingsDe
     "/jwt/login",
     operation_id="login",
     response_model=BearerToken,
-    responses=problem_responses(InvalidCredentials, ValidationFailed, UnsupportedMediaType),
+    dependencies=[Depends(limit_auth_route)],
+    responses=problem_responses(InvalidCredentials, LoginLocked, ValidationFailed, UnsupportedMediaType, RateLimited),
 )
 async def login(
     request: Request,
@@ -56,13 +60,17 @@ async def login(
     session: SessionDep,
     settings: SettingsDep,
 ) -> BearerToken:
-    """Exchange email (as form field `username`) and password for a bearer token."""
+    """Exchange email (as form field `username`) and password for a bearer token.
+
+    After LOGIN_LOCKOUT_ATTEMPTS wrong passwords for one email, that email's logins are refused (429
+    `login_locked`) for LOGIN_LOCKOUT_SECONDS."""
     issued = await auth_service.login(
         session,
         settings,
         credentials=credentials,
-        ip=request.client.host if request.client else None,
+        ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
+        limiter=rate_limiter_of(request),
     )
     return BearerToken(access_token=issued.token, expires_in=issued.lifetime_seconds)
 

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi.security import OAuth2PasswordRequestForm
+from limits import RateLimitItem, RateLimitItemPerSecond
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.auth.manager import user_manager_for
 from annotation_platform.auth.repository import auth_session_repository
 from annotation_platform.auth.schemas import SessionRead
 from annotation_platform.config import Settings
-from annotation_platform.core.errors import BadRequest, NotAuthenticated, NotFound
+from annotation_platform.core.errors import AppError, BadRequest, NotAuthenticated, NotFound
 from annotation_platform.core.pagination import PageParams
+from annotation_platform.core.rate_limit import RateLimiter
 from annotation_platform.core.types import utcnow
 from annotation_platform.models import AuthSession, User
+
+security_logger = logging.getLogger("annotation_platform.security")
 
 TOKEN_PREFIX = "apt_"  # noqa: S105 - marks our tokens for secret scanners
 
@@ -27,6 +32,22 @@ class InvalidCredentials(BadRequest):
     code = "invalid_credentials"
     title = "Invalid credentials"
     description = "The email or password is wrong, or the account is disabled. Check them and retry."
+
+
+class LoginLocked(AppError):
+    status = 429
+    code = "login_locked"
+    title = "Login locked"
+    description = "Too many wrong passwords for this email: logins are refused for a while. Wait `Retry-After` seconds."
+
+
+def lockout_limit(settings: Settings) -> RateLimitItem:
+    return RateLimitItemPerSecond(settings.login_lockout_attempts, settings.login_lockout_seconds)
+
+
+def lockout_key(email: str) -> str:
+    """The failure counter's key: a hash, so that emails never sit in Redis in clear."""
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +78,27 @@ class AuthService:
         credentials: OAuth2PasswordRequestForm,
         ip: str | None,
         user_agent: str | None,
+        limiter: RateLimiter,
     ) -> IssuedToken:
+        """A new session for the right email and password. Wrong passwords count against the email (whether or
+        not an account has it, so the lockout tells nothing); at the limit its logins are refused for a while."""
+        lockout = lockout_limit(settings) if settings.login_lockout_attempts else None
+        key = lockout_key(credentials.username)
+        if lockout is not None:
+            may_try, retry_after = await limiter.failures(lockout, "login-failures", key)
+            if not may_try:
+                raise LoginLocked(
+                    f"Logins for this email are locked; retry in {retry_after} s.",
+                    headers={"Retry-After": str(retry_after)},
+                )
         manager = user_manager_for(session, settings)
         user = await manager.authenticate(credentials)
         if user is None or not user.is_active:
+            if lockout is not None and not await limiter.fail(lockout, "login-failures", key):
+                security_logger.warning("login locked after %d failures (email hash %s)", lockout.amount, key[:12])
             raise InvalidCredentials()
+        if lockout is not None:
+            await limiter.clear(lockout, "login-failures", key)
         now = utcnow()
         await auth_session_repository.delete_expired(session, user_id=user.id, now=now)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -6,6 +6,15 @@ from collections.abc import Iterable
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from annotation_platform.core.errors import PROBLEM_MEDIA_TYPE, Forbidden, problem_body
+
+
+class IpNotAllowed(Forbidden):
+    code = "ip_not_allowed"
+    title = "Address not allowed"
+    description = "The request comes from an address outside the allowed ranges. Call from an allowed address."
 
 
 def in_networks(address: str, networks: Iterable[IPv4Network | IPv6Network]) -> bool:
@@ -33,3 +42,27 @@ def client_ip(connection: HTTPConnection) -> str | None:
 
 
 _ANY = (IPv4Network("0.0.0.0/0"), IPv6Network("::/0"))
+
+
+class IpAllowListMiddleware:
+    """Answers 403 `ip_not_allowed` to clients outside IP_ALLOWLIST (health probes excepted)."""
+
+    EXEMPT_PREFIXES = ("/health/",)
+
+    def __init__(self, app: ASGIApp, networks: Iterable[IPv4Network | IPv6Network]) -> None:
+        self.app = app
+        self.networks = tuple(networks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.networks or scope["path"].startswith(self.EXEMPT_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        address = client_ip(HTTPConnection(scope))
+        if address is not None and in_networks(address, self.networks):
+            await self.app(scope, receive, send)
+            return
+        error = IpNotAllowed("This service does not accept requests from your address.")
+        body = problem_body(error, scope["path"], scope.get("state", {}).get("request_id"))
+        headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
