@@ -309,6 +309,7 @@ REQUESTS: dict[RouteKey, Builder] = {
     ("POST", "/api/v1/jobs/{job_id}/cancel"): lambda w, c: _job(w, c, "/cancel"),
     ("POST", "/api/v1/jobs/{job_id}/retry"): _failed_job,
     ("GET", "/api/v1/jobs/{job_id}/download"): lambda w, c: _finished_job(w, c, "/download"),
+    ("GET", "/api/v1/audit-events"): at(lambda w: f"/api/v1/audit-events?project_id={w.project_id}"),
     ("GET", "/api/v1/admin/backups"): plain("/api/v1/admin/backups"),
     ("POST", "/api/v1/admin/backups"): plain("/api/v1/admin/backups"),
     ("GET", "/health/live"): plain("/health/live"),

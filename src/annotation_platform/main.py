@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from annotation_platform import __version__
 from annotation_platform.annotation.endpoints import router as annotation_router
 from annotation_platform.api_key.endpoints import router as api_key_router
+from annotation_platform.audit.endpoints import router as audit_router
 from annotation_platform.auth.endpoints import router as auth_router
 from annotation_platform.backup.endpoints import router as backup_router
 from annotation_platform.config import Settings, get_settings, parse_networks
@@ -77,6 +78,7 @@ OPENAPI_TAGS = [
     {"name": "imports", "description": "Loading CSV, JSON and JSON Lines files into a container."},
     {"name": "exports", "description": "Writing a project's items and annotations to JSON Lines, JSON or CSV."},
     {"name": "backups", "description": "Database backups (superusers): list them, take one now."},
+    {"name": "audit", "description": "The audit trail: who changed what, when, from where."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
 ]
 
@@ -142,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         import_router,
         export_router,
         backup_router,
+        audit_router,
     ):
         api.include_router(router)
     app.include_router(api)

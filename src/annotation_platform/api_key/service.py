@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.api_key.repository import api_key_repository
 from annotation_platform.api_key.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, Scope
+from annotation_platform.audit.service import audit_service
 from annotation_platform.auth.service import Principal, hash_token
 from annotation_platform.config import Settings
 from annotation_platform.core.clients import IpNotAllowed, in_networks
@@ -80,7 +81,15 @@ class ApiKeyService:
             created_at=utcnow(),
         )
         await api_key_repository.add(session, api_key)
-        return ApiKeyCreated(**_to_read(api_key).model_dump(), key=secret)
+        read = _to_read(api_key)
+        audit_service.record(
+            session,
+            action="api_key.create",
+            resource_type="api_key",
+            resource_id=api_key.id,
+            after=read.model_dump(include={"name", "prefix", "scopes", "expires_at", "allowed_ips"}),
+        )
+        return ApiKeyCreated(**read.model_dump(), key=secret)
 
     async def page(
         self, session: AsyncSession, *, user: User, params: PageParams
@@ -97,7 +106,15 @@ class ApiKeyService:
         return api_key
 
     async def revoke(self, session: AsyncSession, *, user: User, key_id: uuid.UUID) -> None:
-        await api_key_repository.delete(session, await self.get(session, user=user, key_id=key_id))
+        api_key = await self.get(session, user=user, key_id=key_id)
+        audit_service.record(
+            session,
+            action="api_key.revoke",
+            resource_type="api_key",
+            resource_id=api_key.id,
+            before={"name": api_key.name, "prefix": api_key.prefix},
+        )
+        await api_key_repository.delete(session, api_key)
 
     async def authenticate(
         self, session: AsyncSession, settings: Settings, *, key: str, method: str, ip: str | None

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from annotation_platform.api_key.service import api_key_service
+from annotation_platform.audit.context import AuditContext, bind_context
 from annotation_platform.auth.service import Principal, auth_service
 from annotation_platform.config import SettingsDep
 from annotation_platform.core.clients import client_ip
@@ -47,6 +48,7 @@ async def current_principal(
         principal = await api_key_service.authenticate(
             session, settings, key=api_key, method=request.method, ip=client_ip(request)
         )
+    bind_context(session, AuditContext.of_request(request, user_id=principal.user.id, api_key_id=principal.api_key_id))
     limiter = rate_limiter_of(request)
     if principal.api_key_id is not None:
         await limiter.hit(request, limiter.default, "key", str(principal.api_key_id))

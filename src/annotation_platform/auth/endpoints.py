@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from annotation_platform.audit.context import bind_anonymous_context
 from annotation_platform.auth.dependencies import CurrentPrincipal
 from annotation_platform.auth.schemas import BearerToken, UserRegister
 from annotation_platform.auth.service import InvalidCredentials, LoginLocked, auth_service
@@ -31,7 +32,7 @@ router = APIRouter(prefix="/auth", tags=["auth"], route_class=ApiRoute)
     operation_id="register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    dependencies=[Depends(limit_auth_route)],
+    dependencies=[Depends(limit_auth_route), Depends(bind_anonymous_context)],
     responses=problem_responses(EmailTaken, UsernameTaken, InvalidPassword, RateLimited, *BODY_ERRORS),
 )
 async def register(body: UserRegister, session: SessionDep, settings: SettingsDep, response: Response) -> UserRead:
@@ -51,7 +52,7 @@ async def register(body: UserRegister, session: SessionDep, settings: SettingsDe
     "/jwt/login",
     operation_id="login",
     response_model=BearerToken,
-    dependencies=[Depends(limit_auth_route)],
+    dependencies=[Depends(limit_auth_route), Depends(bind_anonymous_context)],
     responses=problem_responses(InvalidCredentials, LoginLocked, ValidationFailed, UnsupportedMediaType, RateLimited),
 )
 async def login(

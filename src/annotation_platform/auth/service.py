@@ -13,6 +13,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from limits import RateLimitItem, RateLimitItemPerSecond
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.audit.service import audit_service
 from annotation_platform.auth.manager import user_manager_for
 from annotation_platform.auth.repository import auth_session_repository
 from annotation_platform.auth.schemas import SessionRead
@@ -94,8 +95,19 @@ class AuthService:
         manager = user_manager_for(session, settings)
         user = await manager.authenticate(credentials)
         if user is None or not user.is_active:
-            if lockout is not None and not await limiter.fail(lockout, "login-failures", key):
-                security_logger.warning("login locked after %d failures (email hash %s)", lockout.amount, key[:12])
+            known = user or await manager.user_db.get_by_email(credentials.username)
+            locked = lockout is not None and not await limiter.fail(lockout, "login-failures", key)
+            await audit_service.record_now(
+                session,
+                action="auth.login_locked" if locked else "auth.login_failed",
+                resource_type="user",
+                resource_id=known.id if known else None,
+                after={"email_hash": key},
+            )
+            if locked:
+                security_logger.warning(
+                    "login locked after %d failures (email hash %s)", settings.login_lockout_attempts, key[:12]
+                )
             raise InvalidCredentials()
         if lockout is not None:
             await limiter.clear(lockout, "login-failures", key)
@@ -113,6 +125,9 @@ class AuthService:
                 ip=ip,
                 user_agent=(user_agent or "")[:512] or None,
             ),
+        )
+        audit_service.record(
+            session, action="auth.login", resource_type="user", resource_id=user.id, actor_user_id=user.id
         )
         return IssuedToken(token=token, lifetime_seconds=settings.access_token_lifetime_seconds)
 
@@ -152,11 +167,13 @@ class AuthService:
         if found is None:
             raise NotFound("No such session.")
         await auth_session_repository.delete(session, session_id=found.id)
+        audit_service.record(session, action="session.revoke", resource_type="session", resource_id=found.id)
 
     async def logout(self, session: AsyncSession, *, principal: Principal) -> None:
         if principal.session_id is None:
             raise BadRequest("Logout ends a login session; revoke an API key with DELETE /api/v1/api-keys/{key_id}.")
         await auth_session_repository.delete(session, session_id=principal.session_id)
+        audit_service.record(session, action="auth.logout", resource_type="session", resource_id=principal.session_id)
 
 
 auth_service = AuthService()

@@ -2,6 +2,7 @@
 
 from annotation_platform.models.annotation import Annotation
 from annotation_platform.models.api_key import ApiKey
+from annotation_platform.models.audit import AuditEvent
 from annotation_platform.models.backup import Backup
 from annotation_platform.models.base import Base
 from annotation_platform.models.container import Container
@@ -13,6 +14,7 @@ from annotation_platform.models.user import AuthSession, User
 __all__ = [
     "Annotation",
     "ApiKey",
+    "AuditEvent",
     "AuthSession",
     "Backup",
     "Base",

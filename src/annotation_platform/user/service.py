@@ -9,6 +9,7 @@ from typing import Any
 from fastapi_users.exceptions import InvalidPasswordException
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.auth.manager import password_helper_for, user_manager_for
 from annotation_platform.auth.repository import auth_session_repository
 from annotation_platform.config import Settings
@@ -17,7 +18,7 @@ from annotation_platform.core.pagination import PageParams
 from annotation_platform.member.service import LastOwner
 from annotation_platform.models import User
 from annotation_platform.user.repository import user_repository
-from annotation_platform.user.schemas import UserAdminUpdate, UserUpdateMe
+from annotation_platform.user.schemas import UserAdminUpdate, UserRead, UserUpdateMe
 
 
 class EmailTaken(Conflict):
@@ -70,7 +71,7 @@ class UserService:
             raise UsernameTaken()
         manager = user_manager_for(session, settings)
         await self._check_password(manager, password, email=email, username=username)
-        return await manager.user_db.create(
+        user = await manager.user_db.create(
             {
                 "email": email,
                 "username": username,
@@ -80,6 +81,15 @@ class UserService:
                 "is_active": True,
             }
         )
+        audit_service.record(
+            session,
+            action="user.register",
+            resource_type="user",
+            resource_id=user.id,
+            actor_user_id=user.id,
+            after={"username": username, "is_superuser": is_superuser},
+        )
+        return user
 
     async def update_me(
         self,
@@ -105,7 +115,9 @@ class UserService:
                 ]
             )
         new_password = "password" in changes
+        before = UserRead.model_validate(user)
         updated = await self._apply(session, settings, user=user, changes=changes)
+        self._audit_update(session, "user.update", before, updated, new_password)
         if new_password:
             await auth_session_repository.delete_all_but(session, user_id=user.id, keep=current_session)
         return updated
@@ -117,7 +129,9 @@ class UserService:
         user = await self.get(session, user_id)
         changes = data.model_dump(exclude_unset=True)
         new_password = "password" in changes
+        before = UserRead.model_validate(user)
         updated = await self._apply(session, settings, user=user, changes=changes)
+        self._audit_update(session, "user.admin_update", before, updated, new_password)
         if new_password:
             await auth_session_repository.delete_all_but(session, user_id=user.id, keep=None)
         return updated
@@ -137,8 +151,20 @@ class UserService:
         user = await self.get(session, user_id)
         if await user_repository.projects_where_only_owner(session, user.id):
             raise LastOwner("This user is the only owner of a project. Give the project another owner first.")
+        audit_service.record(
+            session, action="user.delete", resource_type="user", resource_id=user.id, before={"username": user.username}
+        )
         await session.delete(user)
         await session.flush()
+
+    def _audit_update(
+        self, session: AsyncSession, action: str, before: UserRead, user: User, new_password: bool
+    ) -> None:
+        """The changed fields; a new password is noted as changed, never with any value."""
+        old, new = changed_fields(before, UserRead.model_validate(user))
+        if new_password:
+            new["password_changed"] = True
+        audit_service.record(session, action=action, resource_type="user", resource_id=user.id, before=old, after=new)
 
     async def _apply(self, session: AsyncSession, settings: Settings, *, user: User, changes: dict[str, Any]) -> User:
         if "email" in changes:
