@@ -226,6 +226,14 @@ REQUESTS: dict[RouteKey, Builder] = {
         Call("/api/v1/auth/jwt/login", data={"username": w.team.viewer.email, "password": PASSWORD})
     ),
     ("POST", "/api/v1/auth/jwt/logout"): _fresh_login,
+    ("POST", "/api/v1/auth/forgot-password"): at(lambda w: "/api/v1/auth/forgot-password", json={"email": "a@b.org"}),
+    ("POST", "/api/v1/auth/reset-password"): at(
+        lambda _w: "/api/v1/auth/reset-password", json={"token": "not.a.token", "password": PASSWORD}
+    ),
+    ("POST", "/api/v1/auth/request-verify-token"): at(
+        lambda _w: "/api/v1/auth/request-verify-token", json={"email": "a@b.org"}
+    ),
+    ("POST", "/api/v1/auth/verify"): at(lambda _w: "/api/v1/auth/verify", json={"token": "not.a.token"}),
     ("GET", "/api/v1/users/me"): plain("/api/v1/users/me"),
     ("PATCH", "/api/v1/users/me"): lambda _w, _c: _ready(Call("/api/v1/users/me", json={"username": unique("u")})),
     ("GET", "/api/v1/users/me/sessions"): plain("/api/v1/users/me/sessions"),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import smtplib
 import uuid
 
 from annotation_platform.backup.service import run_backup, run_scheduled_backup
 from annotation_platform.data_export.service import export_service, run_export
 from annotation_platform.data_import.service import run_import
 from annotation_platform.job.service import job_service
+from annotation_platform.mail.service import SEND_TASK, deliver
 from workers.app import app, runtime
 
 
@@ -57,3 +59,14 @@ def run_backup_task(job_id: str | None = None) -> None:
         current.run(run_scheduled_backup(current.sessionmaker, settings=current.settings))
     else:
         current.run(run_backup(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
+
+
+@app.task(
+    name=SEND_TASK,
+    autoretry_for=(smtplib.SMTPException, OSError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def send_mail_task(to: str, subject: str, body: str) -> str:
+    """Delivers one mail (SMTP, or the outbox folder); an unreachable server is retried with backoff."""
+    return deliver(runtime().settings, to=to, subject=subject, body=body)

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
         description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = none.",
     )
 
+    # Mail (password reset, email verification), sent by the worker: SMTP when SMTP_HOST is set, else `.eml`
+    # files in DATA_DIR/outbox.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_from: str = "annotation-platform@localhost"
+    smtp_tls: bool = Field(default=False, description="STARTTLS after connecting.")
+    password_reset_token_lifetime_seconds: int = Field(default=3600, ge=60)
+    verification_token_lifetime_seconds: int = Field(default=2 * 24 * 3600, ge=60)
+
     # Background work (Celery). Without REDIS_URL the broker is a folder in DATA_DIR (kombu's filesystem transport).
     queue_name: str = Field(default="annotation-platform", description="The Celery queue the API sends work to.")
     broker_key_prefix: str = Field(default="", description="Prefix of the broker's Redis keys (several apps, one db).")

@@ -4,13 +4,15 @@ readable by superusers and by a project's owners and managers, filtered and pagi
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from tests.conftest import PASSWORD, Actor, Api, Team, problem
+from annotation_platform.main import create_app
+from tests.conftest import PASSWORD, Actor, Api, Team, make_settings, problem, serve
 
 AUDIT = "/api/v1/audit-events"
 
@@ -104,14 +106,17 @@ async def test_secrets_never_reach_the_trail(api: Api) -> None:
         assert value not in dumped
 
 
-async def test_failed_logins_and_lockouts_are_recorded_though_the_request_fails(api: Api) -> None:
+async def test_failed_logins_and_lockouts_are_recorded_though_the_request_fails(
+    api: Api, database_url: str, tmp_path: Path
+) -> None:
     root = await api.user("root", superuser=True)
     ana = await api.user("ana")
-    for _ in range(5):
-        response = await api.client.post(
-            "/api/v1/auth/jwt/login", data={"username": ana.email, "password": "not the passphrase"}
-        )
-        assert response.status_code == 400
+    async with serve(create_app(make_settings(database_url, tmp_path, login_lockout_attempts=5))) as http:
+        for _ in range(5):
+            response = await http.post(
+                "/api/v1/auth/jwt/login", data={"username": ana.email, "password": "not the passphrase"}
+            )
+            assert response.status_code == 400
     failed = await events(api, root, action="auth.login_failed")
     locked = await events(api, root, action="auth.login_locked")
     assert len(failed) == 4

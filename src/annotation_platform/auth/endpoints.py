@@ -6,8 +6,9 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from annotation_platform.audit.context import bind_anonymous_context
+from annotation_platform.auth.account import AlreadyVerified, ResetTokenInvalid, VerifyTokenInvalid, account_service
 from annotation_platform.auth.dependencies import CurrentPrincipal
-from annotation_platform.auth.schemas import BearerToken, UserRegister
+from annotation_platform.auth.schemas import BearerToken, EmailRequest, PasswordReset, UserRegister, VerifyRequest
 from annotation_platform.auth.service import InvalidCredentials, LoginLocked, auth_service
 from annotation_platform.config import SettingsDep
 from annotation_platform.core.clients import client_ip
@@ -86,3 +87,56 @@ async def logout(principal: CurrentPrincipal, session: SessionDep) -> Response:
     """End this login session: the token stops working at once."""
     await auth_service.logout(session, principal=principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/forgot-password",
+    operation_id="forgotPassword",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(limit_auth_route), Depends(bind_anonymous_context)],
+    responses=problem_responses(RateLimited, *BODY_ERRORS),
+)
+async def forgot_password(body: EmailRequest, session: SessionDep, settings: SettingsDep) -> Response:
+    """Mail a password reset token to this address, if an active account has it. The answer is 202 either
+    way, so it does not tell which emails are registered."""
+    await account_service.forgot_password(session, settings, email=body.email)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post(
+    "/reset-password",
+    operation_id="resetPassword",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(limit_auth_route), Depends(bind_anonymous_context)],
+    responses=problem_responses(ResetTokenInvalid, InvalidPassword, RateLimited, *BODY_ERRORS),
+)
+async def reset_password(body: PasswordReset, session: SessionDep, settings: SettingsDep) -> Response:
+    """Set a new password with the mailed token (once). Every session of the account ends: log in again."""
+    await account_service.reset_password(session, settings, token=body.token, password=body.password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/request-verify-token",
+    operation_id="requestVerifyToken",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(limit_auth_route), Depends(bind_anonymous_context)],
+    responses=problem_responses(RateLimited, *BODY_ERRORS),
+)
+async def request_verify_token(body: EmailRequest, session: SessionDep, settings: SettingsDep) -> Response:
+    """Mail an email verification token to this address, if an active, unverified account has it (202 either
+    way)."""
+    await account_service.request_verify(session, settings, email=body.email)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post(
+    "/verify",
+    operation_id="verifyEmail",
+    response_model=UserRead,
+    dependencies=[Depends(bind_anonymous_context)],
+    responses=problem_responses(VerifyTokenInvalid, AlreadyVerified, *BODY_ERRORS),
+)
+async def verify(body: VerifyRequest, session: SessionDep, settings: SettingsDep) -> UserRead:
+    """Confirm the account's email with the mailed token: `is_verified` becomes true."""
+    return UserRead.model_validate(await account_service.verify(session, settings, token=body.token))

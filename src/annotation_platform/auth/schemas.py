@@ -23,6 +23,19 @@ class UserRegister(InputModel):
     username: Username | None = Field(default=None, description="Derived from the email when omitted.")
 
 
+class EmailRequest(InputModel):
+    email: EmailStr = Field(max_length=320, examples=["ana@example.org"])
+
+
+class PasswordReset(InputModel):
+    token: str = Field(min_length=1, max_length=2048, description="The token from the reset mail.")
+    password: Password
+
+
+class VerifyRequest(InputModel):
+    token: str = Field(min_length=1, max_length=2048, description="The token from the verification mail.")
+
+
 class BearerToken(ReadModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the token type, not a secret
