@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-sqlite test-postgres lint format migration migrations-check bench-core bench-import lock ci clean
+.PHONY: help run test test-sqlite test-postgres lint security format migration migrations-check bench-core bench-import lock ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -37,6 +37,10 @@ lint: $(BIN)/.dev ## ruff (lint and format check) and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+security: $(BIN)/.dev ## bandit on the code; pip-audit of the lock files (PIP_AUDIT_REQUIRED=1: unreachable service fails)
+	$(BIN)/bandit -q -r src workers
+	$(BIN)/python .ci/audit_dependencies.py
+
 format: $(BIN)/.dev ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -58,7 +62,7 @@ lock: ## re-pin requirements*.lock from pyproject.toml
 	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
 
-ci: lint test ## what CI runs
+ci: lint security test ## what CI runs
 
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,7 @@ from limits import parse as parse_limit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name  # nosec B105
 MIN_SECRET_KEY_LENGTH = 32
 WEAK_SECRET_KEYS = frozenset({"changeme", "change-me", "secret", "secret_key", "dev", "development", "test"})
 
@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     ip_allowlist: str = Field(
         default="", description="Comma-separated CIDRs; when set, other client addresses get 403 (health excepted)."
+    )
+
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins browsers may call the API from; empty = none (no CORS)."
+    )
+    allowed_hosts: str = Field(
+        default="", description="Comma-separated Host names the service answers (`*.example.org` allowed); empty = any."
     )
 
     # Rate limits (`limits` syntax: "600/minute", "10 per 5 minutes"), counted in Redis when REDIS_URL is set.

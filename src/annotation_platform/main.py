@@ -15,6 +15,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from annotation_platform import __version__
 from annotation_platform.annotation.endpoints import router as annotation_router
@@ -22,7 +24,7 @@ from annotation_platform.api_key.endpoints import router as api_key_router
 from annotation_platform.audit.endpoints import router as audit_router
 from annotation_platform.auth.endpoints import router as auth_router
 from annotation_platform.backup.endpoints import router as backup_router
-from annotation_platform.config import Settings, get_settings, parse_networks
+from annotation_platform.config import Environment, Settings, get_settings, parse_networks
 from annotation_platform.container.endpoints import router as container_router
 from annotation_platform.core.clients import IpAllowListMiddleware
 from annotation_platform.core.db import create_engine, create_sessionmaker
@@ -31,6 +33,12 @@ from annotation_platform.core.errors import (
     PROBLEM_MEDIA_TYPE,
     AppError,
     install_error_handlers,
+)
+from annotation_platform.core.http_security import (
+    CORS_ALLOWED_HEADERS,
+    CORS_EXPOSED_HEADERS,
+    SecurityHeadersMiddleware,
+    split_list,
 )
 from annotation_platform.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from annotation_platform.core.migrations import MigrationsNotFound, head_revisions
@@ -128,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_request_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
+    _install_http_security(app, settings)
     app.add_middleware(RequestIdMiddleware)  # outermost: the allow-list's 403 carries a request id too
 
     api = APIRouter(prefix=API_PREFIX)
@@ -152,6 +161,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _install_http_security(app: FastAPI, settings: Settings) -> None:
+    """Security headers on every response; CORS for the configured origins; only the configured Host names."""
+    app.add_middleware(SecurityHeadersMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=split_list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=CORS_ALLOWED_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
+    if settings.allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=split_list(settings.allowed_hosts))
+    elif settings.environment is Environment.production:
+        logger.warning("ALLOWED_HOSTS is not set: the service answers requests for any Host header")
 
 
 def _install_docs(app: FastAPI) -> None:

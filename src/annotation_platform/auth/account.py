@@ -63,7 +63,7 @@ class AccountService:
             resource_type="user",
             resource_id=user.id,
             actor_user_id=user.id,
-            after={"password_changed": True},
+            after={"password_changed": True},  # a flag saying it changed, no password  # nosec B105
         )
         return user
 

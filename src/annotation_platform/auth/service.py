@@ -26,7 +26,7 @@ from annotation_platform.models import AuthSession, User
 
 security_logger = logging.getLogger("annotation_platform.security")
 
-TOKEN_PREFIX = "apt_"  # noqa: S105 - marks our tokens for secret scanners
+TOKEN_PREFIX = "apt_"  # noqa: S105 - marks our tokens for secret scanners  # nosec B105
 
 
 class InvalidCredentials(BadRequest):
