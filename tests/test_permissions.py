@@ -234,6 +234,8 @@ REQUESTS: dict[RouteKey, Builder] = {
         lambda _w: "/api/v1/auth/request-verify-token", json={"email": "a@b.org"}
     ),
     ("POST", "/api/v1/auth/verify"): at(lambda _w: "/api/v1/auth/verify", json={"token": "not.a.token"}),
+    ("GET", "/api/v1/auth/oauth/{provider}/authorize"): plain("/api/v1/auth/oauth/oidc/authorize"),
+    ("GET", "/api/v1/auth/oauth/{provider}/callback"): plain("/api/v1/auth/oauth/oidc/callback?code=c&state=s"),
     ("GET", "/api/v1/users/me"): plain("/api/v1/users/me"),
     ("PATCH", "/api/v1/users/me"): lambda _w, _c: _ready(Call("/api/v1/users/me", json={"username": unique("u")})),
     ("GET", "/api/v1/users/me/sessions"): plain("/api/v1/users/me/sessions"),

@@ -86,6 +86,18 @@ class Settings(BaseSettings):
     password_reset_token_lifetime_seconds: int = Field(default=3600, ge=60)
     verification_token_lifetime_seconds: int = Field(default=2 * 24 * 3600, ge=60)
 
+    # Login through an OpenID Connect provider (`/auth/oauth/{OIDC_PROVIDER_NAME}/...`); off while OIDC_ISSUER is unset.
+    oidc_issuer: str | None = Field(
+        default=None, description="Issuer URL; discovery at /.well-known/openid-configuration."
+    )
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = Field(default=None, repr=False)
+    oidc_provider_name: str = Field(default="oidc", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    oidc_scopes: str = "openid email profile"
+    oidc_associate_by_email: bool = Field(
+        default=False, description="Log a provider user into the existing account with the same (verified) email."
+    )
+
     # Background work (Celery). Without REDIS_URL the broker is a folder in DATA_DIR (kombu's filesystem transport).
     queue_name: str = Field(default="annotation-platform", description="The Celery queue the API sends work to.")
     broker_key_prefix: str = Field(default="", description="Prefix of the broker's Redis keys (several apps, one db).")

@@ -2,15 +2,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from annotation_platform.audit.context import bind_anonymous_context
 from annotation_platform.auth.account import AlreadyVerified, ResetTokenInvalid, VerifyTokenInvalid, account_service
 from annotation_platform.auth.dependencies import CurrentPrincipal
-from annotation_platform.auth.schemas import BearerToken, EmailRequest, PasswordReset, UserRegister, VerifyRequest
+from annotation_platform.auth.oidc import (
+    OAuthEmailTaken,
+    OAuthFailed,
+    OAuthProviderUnavailable,
+    OAuthProviderUnknown,
+    oidc_service,
+)
+from annotation_platform.auth.schemas import (
+    BearerToken,
+    EmailRequest,
+    OAuthAuthorization,
+    PasswordReset,
+    UserRegister,
+    VerifyRequest,
+)
 from annotation_platform.auth.service import InvalidCredentials, LoginLocked, auth_service
-from annotation_platform.config import SettingsDep
+from annotation_platform.config import Settings, SettingsDep
 from annotation_platform.core.clients import client_ip
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
@@ -140,3 +154,59 @@ async def request_verify_token(body: EmailRequest, session: SessionDep, settings
 async def verify(body: VerifyRequest, session: SessionDep, settings: SettingsDep) -> UserRead:
     """Confirm the account's email with the mailed token: `is_verified` becomes true."""
     return UserRead.model_validate(await account_service.verify(session, settings, token=body.token))
+
+
+ProviderPath = Annotated[str, Path(description="The provider's name (setting OIDC_PROVIDER_NAME).")]
+
+
+def _callback_url(request: Request, settings: Settings, provider: str) -> str:
+    base = (settings.public_base_url or str(request.base_url)).rstrip("/")
+    return f"{base}/api/v1/auth/oauth/{provider}/callback"
+
+
+@router.get(
+    "/oauth/{provider}/authorize",
+    operation_id="oauthAuthorize",
+    response_model=OAuthAuthorization,
+    dependencies=[Depends(limit_auth_route)],
+    responses=problem_responses(OAuthProviderUnknown, OAuthProviderUnavailable, RateLimited),
+)
+async def oauth_authorize(provider: ProviderPath, request: Request, settings: SettingsDep) -> OAuthAuthorization:
+    """The provider's login page to send the user to. The provider then redirects to the callback below with
+    `code` and `state`."""
+    url = await oidc_service.authorization_url(
+        settings, provider=provider, redirect_uri=_callback_url(request, settings, provider)
+    )
+    return OAuthAuthorization(authorization_url=url)
+
+
+@router.get(
+    "/oauth/{provider}/callback",
+    operation_id="oauthCallback",
+    response_model=BearerToken,
+    dependencies=[Depends(limit_auth_route), Depends(bind_anonymous_context)],
+    responses=problem_responses(
+        OAuthProviderUnknown, OAuthFailed, OAuthEmailTaken, OAuthProviderUnavailable, RateLimited, ValidationFailed
+    ),
+)
+async def oauth_callback(
+    provider: ProviderPath,
+    code: Annotated[str, Query(min_length=1, max_length=2048)],
+    state: Annotated[str, Query(min_length=1, max_length=4096)],
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> BearerToken:
+    """Finish a provider login: the same bearer token as `POST /auth/jwt/login` gives. A new provider user gets
+    a new account; an email that already has a local account is refused (409) unless OIDC_ASSOCIATE_BY_EMAIL."""
+    issued = await oidc_service.callback(
+        session,
+        settings,
+        provider=provider,
+        code=code,
+        state=state,
+        redirect_uri=_callback_url(request, settings, provider),
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    return BearerToken(access_token=issued.token, expires_in=issued.lifetime_seconds)

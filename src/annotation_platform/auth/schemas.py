@@ -36,6 +36,10 @@ class VerifyRequest(InputModel):
     token: str = Field(min_length=1, max_length=2048, description="The token from the verification mail.")
 
 
+class OAuthAuthorization(ReadModel):
+    authorization_url: str = Field(description="Send the user's browser here to log in at the provider.")
+
+
 class BearerToken(ReadModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the token type, not a secret

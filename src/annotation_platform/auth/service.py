@@ -111,6 +111,19 @@ class AuthService:
             raise InvalidCredentials()
         if lockout is not None:
             await limiter.clear(lockout, "login-failures", key)
+        return await self.start_session(session, settings, user=user, ip=ip, user_agent=user_agent)
+
+    async def start_session(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        *,
+        user: User,
+        ip: str | None,
+        user_agent: str | None,
+        via: str | None = None,
+    ) -> IssuedToken:
+        """A new login session for a user whose identity was checked (password, or an OpenID provider)."""
         now = utcnow()
         await auth_session_repository.delete_expired(session, user_id=user.id, now=now)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -127,7 +140,12 @@ class AuthService:
             ),
         )
         audit_service.record(
-            session, action="auth.login", resource_type="user", resource_id=user.id, actor_user_id=user.id
+            session,
+            action="auth.login",
+            resource_type="user",
+            resource_id=user.id,
+            actor_user_id=user.id,
+            after={"via": via} if via else None,
         )
         return IssuedToken(token=token, lifetime_seconds=settings.access_token_lifetime_seconds)
 

@@ -8,6 +8,7 @@ from annotation_platform.models.base import Base
 from annotation_platform.models.container import Container
 from annotation_platform.models.item import Item
 from annotation_platform.models.job import Job, JobError, JobKind, JobStatus
+from annotation_platform.models.oauth import OAuthAccount
 from annotation_platform.models.project import Membership, Project, Role
 from annotation_platform.models.user import AuthSession, User
 
@@ -25,6 +26,7 @@ __all__ = [
     "JobKind",
     "JobStatus",
     "Membership",
+    "OAuthAccount",
     "Project",
     "Role",
     "User",
