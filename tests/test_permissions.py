@@ -238,6 +238,7 @@ REQUESTS: dict[RouteKey, Builder] = {
     ("GET", "/api/v1/auth/oauth/{provider}/callback"): plain("/api/v1/auth/oauth/oidc/callback?code=c&state=s"),
     ("GET", "/api/v1/users/me"): plain("/api/v1/users/me"),
     ("PATCH", "/api/v1/users/me"): lambda _w, _c: _ready(Call("/api/v1/users/me", json={"username": unique("u")})),
+    ("GET", "/api/v1/users/me/export"): plain("/api/v1/users/me/export"),
     ("GET", "/api/v1/users/me/sessions"): plain("/api/v1/users/me/sessions"),
     ("DELETE", "/api/v1/users/me/sessions/{session_id}"): fresh(
         World.owners_session, lambda session_id: f"/api/v1/users/me/sessions/{session_id}"

@@ -23,7 +23,7 @@ from annotation_platform.core.ids import path_id
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
 from annotation_platform.core.routing import ApiRoute
 from annotation_platform.member.service import LastOwner
-from annotation_platform.user.schemas import UserAdminUpdate, UserRead, UserUpdateMe
+from annotation_platform.user.schemas import PersonalDataExport, UserAdminUpdate, UserRead, UserUpdateMe
 from annotation_platform.user.service import (
     EmailTaken,
     InvalidPassword,
@@ -59,6 +59,18 @@ async def update_me(
         session, settings, user=principal.user, data=body, current_session=principal.session_id
     )
     return UserRead.model_validate(updated)
+
+
+@router.get(
+    "/me/export",
+    operation_id="exportMyData",
+    response_model=PersonalDataExport,
+    responses=problem_responses(NotAuthenticated),
+)
+async def export_my_data(principal: CurrentPrincipal, session: SessionDep) -> PersonalDataExport:
+    """Everything the service keeps about you: account, memberships, sessions (with addresses and agents), API
+    keys (never their secrets), linked login providers, and how many annotations and audit events name you."""
+    return await user_service.export(session, user=principal.user, current_session=principal.session_id)
 
 
 @router.get(

@@ -9,16 +9,26 @@ from typing import Any
 from fastapi_users.exceptions import InvalidPasswordException
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.api_key.schemas import ApiKeyRead
 from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.auth.manager import password_helper_for, user_manager_for
 from annotation_platform.auth.repository import auth_session_repository
+from annotation_platform.auth.schemas import SessionRead
 from annotation_platform.config import Settings
 from annotation_platform.core.errors import Conflict, NotFound, ValidationFailed
 from annotation_platform.core.pagination import PageParams
+from annotation_platform.core.types import utcnow
 from annotation_platform.member.service import LastOwner
 from annotation_platform.models import User
 from annotation_platform.user.repository import user_repository
-from annotation_platform.user.schemas import UserAdminUpdate, UserRead, UserUpdateMe
+from annotation_platform.user.schemas import (
+    LinkedProviderExport,
+    MembershipExport,
+    PersonalDataExport,
+    UserAdminUpdate,
+    UserRead,
+    UserUpdateMe,
+)
 
 
 class EmailTaken(Conflict):
@@ -135,6 +145,21 @@ class UserService:
         if new_password:
             await auth_session_repository.delete_all_but(session, user_id=user.id, keep=None)
         return updated
+
+    async def export(
+        self, session: AsyncSession, *, user: User, current_session: uuid.UUID | None
+    ) -> PersonalDataExport:
+        """The caller's personal data, in one document (GDPR-style access)."""
+        rows = await user_repository.personal_data(session, user.id, utcnow())
+        return PersonalDataExport(
+            user=UserRead.model_validate(user),
+            memberships=[MembershipExport.model_validate(row, from_attributes=True) for row in rows["memberships"]],
+            sessions=[SessionRead.of(row, current_session) for row in rows["sessions"]],
+            api_keys=[ApiKeyRead.model_validate(row) for row in rows["api_keys"]],
+            linked_providers=[LinkedProviderExport.model_validate(row) for row in rows["linked_providers"]],
+            annotations_written=rows["annotations_written"],
+            audit_events=rows["audit_events"],
+        )
 
     async def get(self, session: AsyncSession, user_id: uuid.UUID) -> User:
         user = await user_repository.get(session, user_id)
