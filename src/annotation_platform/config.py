@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         default=False, description="Log a provider user into the existing account with the same (verified) email."
     )
 
+    # Alerts on security events (lockouts, API keys, role changes, account administration), sent by the worker.
+    security_alert_emails: bool = Field(default=False, description="Mail every active superuser about them.")
+    security_alert_webhook_url: str | None = Field(
+        default=None, description="POST each as JSON here, signed with SECRET_KEY (X-Signature-SHA256)."
+    )
+
     # Background work (Celery). Without REDIS_URL the broker is a folder in DATA_DIR (kombu's filesystem transport).
     queue_name: str = Field(default="annotation-platform", description="The Celery queue the API sends work to.")
     broker_key_prefix: str = Field(default="", description="Prefix of the broker's Redis keys (several apps, one db).")

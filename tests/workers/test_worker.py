@@ -61,6 +61,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
         JOB_HEARTBEAT_TIMEOUT_SECONDS=str(settings.job_heartbeat_timeout_seconds),
         SMTP_HOST=settings.smtp_host or "",
         SMTP_PORT=str(settings.smtp_port),
+        SECURITY_ALERT_EMAILS=str(settings.security_alert_emails).lower(),
+        SECURITY_ALERT_WEBHOOK_URL=settings.security_alert_webhook_url or "",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -13,11 +13,13 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.audit.alerts import ALERT_TASK, ALERTING_ACTIONS
 from annotation_platform.audit.context import AuditContext, context_of
 from annotation_platform.audit.repository import audit_repository
 from annotation_platform.audit.schemas import AuditEventRead, AuditFilters
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
+from annotation_platform.core.queue import QUEUE_INFO_KEY, enqueue_after_commit
 from annotation_platform.core.types import utcnow
 from annotation_platform.models import AuditEvent, User
 from annotation_platform.project.permissions import Action, authorize_found
@@ -95,21 +97,23 @@ class AuditService:
         actor_user_id: uuid.UUID | None = None,
     ) -> None:
         """Add an event to this unit of work (written at its commit, gone with its rollback). `actor_user_id`
-        names the actor when the request had none yet (a login)."""
+        names the actor when the request had none yet (a login). Security events also send an alert, after the
+        commit."""
         context = context_of(session)
         if actor_user_id is not None:
             context = replace(context, user_id=actor_user_id)
-        session.add(
-            _event(
-                context,
-                action=action,
-                resource_type=resource_type,
-                resource_id=resource_id,
-                project_id=project_id,
-                before=before,
-                after=after,
-            )
+        event = _event(
+            context,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            project_id=project_id,
+            before=before,
+            after=after,
         )
+        session.add(event)
+        if action in ALERTING_ACTIONS:
+            enqueue_after_commit(session, ALERT_TASK, str(event.id))
 
     async def record_now(
         self,
@@ -123,18 +127,21 @@ class AuditService:
         """Write an event in a transaction of its own (beside `session`'s, on the same database), committed
         before the caller's request fails."""
         context = context_of(session)
-        async with AsyncSession(session.bind) as own, own.begin():
-            own.add(
-                _event(
-                    context,
-                    action=action,
-                    resource_type=resource_type,
-                    resource_id=resource_id,
-                    project_id=None,
-                    before=None,
-                    after=after,
-                )
-            )
+        event = _event(
+            context,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            project_id=None,
+            before=None,
+            after=after,
+        )
+        # The queue rides along, so that an alert is sent once this transaction commits.
+        separate = AsyncSession(session.bind, info={QUEUE_INFO_KEY: session.info.get(QUEUE_INFO_KEY)})
+        async with separate as own, own.begin():
+            own.add(event)
+            if action in ALERTING_ACTIONS:
+                enqueue_after_commit(own, ALERT_TASK, str(event.id))
 
     async def page(
         self, session: AsyncSession, *, user: User, filters: AuditFilters, params: PageParams
