@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     rate_limit_auth: str = Field(default="10/minute", description="Login, registration, password reset: per address.")
     login_lockout_attempts: int = Field(default=5, ge=0, description="Failed logins that lock an account; 0 = never.")
     login_lockout_seconds: int = Field(default=900, ge=1, description="How long a lockout lasts.")
+    denied_burst_threshold: int = Field(
+        default=20, ge=0, description="403/404 answers to one user in the window that raise a security event; 0 = off."
+    )
+    denied_burst_window_seconds: int = Field(default=60, ge=1)
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = none.",

@@ -22,6 +22,7 @@ from annotation_platform import __version__
 from annotation_platform.annotation.endpoints import router as annotation_router
 from annotation_platform.api_key.endpoints import router as api_key_router
 from annotation_platform.audit.endpoints import router as audit_router
+from annotation_platform.audit.monitor import DeniedAccessMonitor
 from annotation_platform.auth.endpoints import router as auth_router
 from annotation_platform.backup.endpoints import router as backup_router
 from annotation_platform.config import Environment, Settings, get_settings, parse_networks
@@ -129,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
     app.add_middleware(RateLimitHeadersMiddleware)
+    if settings.denied_burst_threshold:
+        app.add_middleware(DeniedAccessMonitor, settings=settings)
     if settings.ip_allowlist:
         app.add_middleware(IpAllowListMiddleware, networks=parse_networks(settings.ip_allowlist))
     app.add_middleware(

@@ -23,7 +23,14 @@ logger = logging.getLogger(__name__)
 
 ALERT_TASK = "security.alert"
 ALERTING_ACTIONS = frozenset(
-    {"auth.login_locked", "api_key.create", "api_key.revoke", "member.role_change", "user.admin_update"}
+    {
+        "auth.login_locked",
+        "access.denied_burst",
+        "api_key.create",
+        "api_key.revoke",
+        "member.role_change",
+        "user.admin_update",
+    }
 )
 SIGNATURE_HEADER = "X-Signature-SHA256"
 

@@ -110,6 +110,15 @@ class RateLimiter:
             return True
         return stats.remaining > 0
 
+    async def crossed(self, limit: RateLimitItem, *key: str) -> bool:
+        """Count one occurrence; True exactly once per window: for the occurrence that uses up the limit."""
+        try:
+            allowed = await self.strategy.hit(limit, *key)
+            stats = await self.strategy.get_window_stats(limit, *key)
+        except (RedisError, OSError):
+            return False
+        return allowed and stats.remaining == 0
+
     async def clear(self, limit: RateLimitItem, *key: str) -> None:
         try:
             await self.strategy.clear(limit, *key)
