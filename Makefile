@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-sqlite test-postgres lint security format migration migrations-check bench-core bench-import lock ci clean
+.PHONY: help run test test-sqlite test-postgres lint security format migration migrations-check bench-core bench-import bench-export lock ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -22,6 +22,9 @@ $(BIN)/.dev: $(BIN)/.runtime requirements-dev.lock
 
 run: $(BIN)/.runtime ## API on HOST:PORT (127.0.0.1:8000), a worker and beat (Procfile); SQLite in ./data unless DATABASE_URL
 	$(BIN)/honcho start -f Procfile
+
+serve-prod: $(BIN)/.runtime ## the API as in production: gunicorn, uvicorn workers (deploy/gunicorn.conf.py)
+	$(BIN)/annotation-platform serve --prod
 
 test: $(BIN)/.dev ## the whole suite, on SQLite and (when reachable) PostgreSQL
 	$(BIN)/pytest
@@ -54,15 +57,32 @@ migrations-check: $(BIN)/.dev ## one head, up/down/up round trip, models match m
 bench-core: $(BIN)/.dev ## bulk inserts and item pages on PostgreSQL (BENCH_DATABASE_URL, BENCH_ITEMS); prints figures
 	$(BIN)/python benchmarks/core_api.py
 
-bench-import: $(BIN)/.dev ## run_import on PostgreSQL, executemany vs COPY vs psql \copy (BENCH_IMPORT_ROWS=1000000, BENCH_DATABASE_URL)
+bench-import: $(BIN)/.dev ## a chat CSV through the API and a worker vs psql \copy (BENCH_IMPORT_ROWS=1000000, BENCH_DATABASE_URL, BENCH_REDIS_URL)
 	$(BIN)/python benchmarks/imports.py
+
+bench-export: $(BIN)/.dev ## JSONL and CSV exports through the API and a worker vs raw COPY TO (BENCH_EXPORT_ROWS=1000000)
+	$(BIN)/python benchmarks/exports.py
 
 lock: ## re-pin requirements*.lock from pyproject.toml
 	$(PYTHON) -m venv /tmp/annotation-platform-lock && /tmp/annotation-platform-lock/bin/pip install --quiet pip-tools
 	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
 
-ci: lint security test ## what CI runs
+.PHONY: serve-prod docs deploy-tools deploy-check
+docs: $(BIN)/.runtime ## regenerate the settings reference table in docs/deployment.md from the Settings class
+	$(BIN)/python -m annotation_platform.core.settings_reference
+
+deploy-tools: ## Debian's docker-compose and promtool (package prometheus), for deploy-check; as root or with sudo
+	@if ! command -v promtool >/dev/null || ! command -v docker-compose >/dev/null; then \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+			--no-install-recommends docker-compose prometheus; \
+	fi
+
+deploy-check: $(BIN)/.dev deploy-tools ## Dockerfile (hadolint), compose files, alert rules (promtool), Kubernetes manifests
+	BIN=$(BIN) deploy/check.sh
+
+ci: lint security test deploy-check ## what CI runs (everything that needs no Docker engine)
 
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

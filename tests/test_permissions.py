@@ -325,6 +325,7 @@ REQUESTS: dict[RouteKey, Builder] = {
     ("POST", "/api/v1/admin/backups"): plain("/api/v1/admin/backups"),
     ("GET", "/health/live"): plain("/health/live"),
     ("GET", "/health/ready"): plain("/health/ready"),
+    ("GET", "/metrics"): plain("/metrics"),
     ("GET", "/openapi.json"): plain("/openapi.json"),
     ("GET", "/docs"): plain("/docs"),
     ("GET", "/docs/oauth2-redirect"): plain("/docs/oauth2-redirect"),

@@ -29,6 +29,8 @@ settings = get_settings()
 app = create_celery(settings)
 app.conf.include = ["workers.tasks"]
 
+import workers.observability  # noqa: E402, F401 - logs, Sentry and metrics of the tasks (signal handlers)
+
 
 @dataclass
 class Runtime:

@@ -10,7 +10,7 @@ import httpx
 from annotation_platform.audit.alerts import ALERT_TASK, send_alert
 from annotation_platform.backup.service import run_backup, run_scheduled_backup
 from annotation_platform.data_export.service import export_service, run_export
-from annotation_platform.data_import.service import run_import
+from annotation_platform.data_import.service import import_service, run_import
 from annotation_platform.job.service import job_service
 from annotation_platform.mail.service import SEND_TASK, deliver
 from workers.app import app, runtime
@@ -23,14 +23,28 @@ def run_import_task(job_id: str) -> None:
     current.run(run_import(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
 
 
-@app.task(name="jobs.reap")
-def reap_jobs() -> int:
-    """Fails running jobs whose worker went silent (killed, lost): they end `failed` and can be retried."""
+@app.task(name="imports.expire_uploads")
+def expire_uploads() -> int:
+    """Deletes uploads of ended imports older than UPLOAD_RETENTION_HOURS (failed and cancelled ones are kept
+    that long for a retry)."""
     current = runtime()
 
-    async def reap() -> int:
+    async def expire() -> int:
+        async with current.sessionmaker() as session:
+            return await import_service.expire_uploads(session, settings=current.settings)
+
+    return current.run(expire())
+
+
+@app.task(name="jobs.reap")
+def reap_jobs() -> tuple[int, int]:
+    """Fails running jobs whose worker went silent (killed, lost): they end `failed` and can be retried. Sends
+    again the tasks of jobs that stayed queued too long (their message was lost)."""
+    current = runtime()
+
+    async def reap() -> tuple[int, int]:
         async with current.sessionmaker() as session, session.begin():
-            return await job_service.reap(session, timeout_seconds=current.settings.job_heartbeat_timeout_seconds)
+            return await job_service.reap(session, settings=current.settings)
 
     return current.run(reap())
 

@@ -3,7 +3,7 @@
 A new table only; no existing table or row is touched.
 
 Revision ID: 4c1e2a7b9d10
-Revises: d7d36adf5936
+Revises: 5b0c2e9a41d7
 Create Date: 2026-11-25 01:20:00.000000+00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "4c1e2a7b9d10"
-down_revision: str | Sequence[str] | None = "d7d36adf5936"
+down_revision: str | Sequence[str] | None = "5b0c2e9a41d7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

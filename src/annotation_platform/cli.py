@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from annotation_platform.config import ConfigurationError, Settings, get_settings
 from annotation_platform.core.db import create_engine, create_sessionmaker
 from annotation_platform.core.errors import AppError
+from annotation_platform.observability.logs import configure_logging
 
 T = TypeVar("T")
 
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
-        logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        configure_logging(settings)
         return int(args.handler(settings, args) or 0)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -44,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--reload", action="store_true", help="restart on code changes (development)")
+    serve.add_argument(
+        "--prod",
+        action="store_true",
+        help="several worker processes under gunicorn, graceful shutdown (configured by deploy/gunicorn.conf.py)",
+    )
+    serve.add_argument("--config", type=Path, help="gunicorn config for --prod (default: deploy/gunicorn.conf.py)")
     serve.set_defaults(handler=_serve)
 
     db = commands.add_parser("db", help="database migrations").add_subparsers(required=True, metavar="ACTION")
@@ -76,18 +84,37 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    host, port = args.host or settings.host, args.port or settings.port
+    if args.prod:
+        config = args.config or find_gunicorn_config()
+        # exec: gunicorn takes this process's place, so SIGTERM from the container runtime reaches it directly.
+        command = [sys.executable, "-m", "gunicorn", "--config", str(config), "--bind", f"{host}:{port}"]
+        os.execv(sys.executable, command)  # noqa: S606 - our own interpreter, fixed arguments
     import uvicorn
 
     uvicorn.run(
         "annotation_platform.main:create_app",
         factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=host,
+        port=port,
         reload=args.reload,
         proxy_headers=False,
         access_log=False,
+        log_config=None,
         log_level=settings.log_level.lower(),
     )
+
+
+GUNICORN_CONFIG = Path("deploy") / "gunicorn.conf.py"
+
+
+def find_gunicorn_config() -> Path:
+    """`./deploy/gunicorn.conf.py` (the image's /app), else the source checkout this package was installed from."""
+    source_root = Path(__file__).resolve().parents[2]
+    for candidate in (Path.cwd() / GUNICORN_CONFIG, source_root / GUNICORN_CONFIG):
+        if candidate.is_file():
+            return candidate
+    raise ConfigurationError(f"{GUNICORN_CONFIG} not found: run from the project directory or pass --config PATH")
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> None:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from limits import parse as parse_limit
@@ -32,27 +32,41 @@ class ConfigurationError(RuntimeError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    environment: Environment = Environment.development
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    data_dir: Path = Path("data")
+    environment: Environment = Field(
+        default=Environment.development,
+        description="`development`, `production` (strict SECRET_KEY, JSON logs) or `test`.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the API listens on (0.0.0.0 in the image).")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="SQLite file, export files, the embedded broker, beat's schedule; shared by API and workers.",
+    )
     database_url: str | None = Field(default=None, description="SQLAlchemy async URL; unset = SQLite file in DATA_DIR.")
     redis_url: str | None = Field(default=None, description="Unset = embedded mode (no Redis).")
-    secret_key: str | None = Field(default=None, repr=False)
+    secret_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="Signs tokens; required in production (32+ random characters). Unset elsewhere = kept in DATA_DIR.",
+    )
 
-    access_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60)
+    access_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60, description="How long a login lasts.")
     session_touch_interval_seconds: int = Field(
         default=60, ge=0, description="How often a session's last-seen time is written."
     )
-    password_min_length: int = Field(default=10, ge=8, le=128)
-    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
-    database_pool_size: int = Field(default=10, ge=1)
-    database_echo: bool = False
-    max_request_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    password_min_length: int = Field(default=10, ge=8, le=128, description="Shortest accepted password.")
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0, description="SQLite waits this long for a lock.")
+    database_pool_size: int = Field(
+        default=10, ge=1, description="Connections per process (PostgreSQL); see Scaling in docs/deployment.md."
+    )
+    database_echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
+    max_request_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest request body outside imports (413 beyond)."
+    )
     public_base_url: str | None = Field(
         default=None, description="Absolute base URL used in Link headers when behind a proxy."
     )
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     ip_allowlist: str = Field(
         default="", description="Comma-separated CIDRs; when set, other client addresses get 403 (health excepted)."
     )
@@ -65,7 +79,7 @@ class Settings(BaseSettings):
     )
 
     # Rate limits (`limits` syntax: "600/minute", "10 per 5 minutes"), counted in Redis when REDIS_URL is set.
-    rate_limit_enabled: bool = True
+    rate_limit_enabled: bool = Field(default=True, description="Rate limits on or off.")
     rate_limit_default: str = Field(default="600/minute", description="Per API key, else per user.")
     rate_limit_auth: str = Field(default="10/minute", description="Login, registration, password reset: per address.")
     login_lockout_attempts: int = Field(default=5, ge=0, description="Failed logins that lock an account; 0 = never.")
@@ -73,7 +87,7 @@ class Settings(BaseSettings):
     denied_burst_threshold: int = Field(
         default=20, ge=0, description="403/404 answers to one user in the window that raise a security event; 0 = off."
     )
-    denied_burst_window_seconds: int = Field(default=60, ge=1)
+    denied_burst_window_seconds: int = Field(default=60, ge=1, description="The window of DENIED_BURST_THRESHOLD.")
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = none.",
@@ -81,23 +95,27 @@ class Settings(BaseSettings):
 
     # Mail (password reset, email verification), sent by the worker: SMTP when SMTP_HOST is set, else `.eml`
     # files in DATA_DIR/outbox.
-    smtp_host: str | None = None
-    smtp_port: int = Field(default=587, ge=1, le=65535)
-    smtp_username: str | None = None
-    smtp_password: str | None = Field(default=None, repr=False)
-    smtp_from: str = "annotation-platform@localhost"
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset = mail goes to DATA_DIR/outbox.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, when the server wants one.")
+    smtp_password: str | None = Field(default=None, repr=False, description="SMTP password.")
+    smtp_from: str = Field(default="annotation-platform@localhost", description="Sender address of the mail.")
     smtp_tls: bool = Field(default=False, description="STARTTLS after connecting.")
-    password_reset_token_lifetime_seconds: int = Field(default=3600, ge=60)
-    verification_token_lifetime_seconds: int = Field(default=2 * 24 * 3600, ge=60)
+    password_reset_token_lifetime_seconds: int = Field(default=3600, ge=60, description="How long a reset token works.")
+    verification_token_lifetime_seconds: int = Field(
+        default=2 * 24 * 3600, ge=60, description="How long an email verification token works."
+    )
 
     # Login through an OpenID Connect provider (`/auth/oauth/{OIDC_PROVIDER_NAME}/...`); off while OIDC_ISSUER is unset.
     oidc_issuer: str | None = Field(
         default=None, description="Issuer URL; discovery at /.well-known/openid-configuration."
     )
-    oidc_client_id: str | None = None
-    oidc_client_secret: str | None = Field(default=None, repr=False)
-    oidc_provider_name: str = Field(default="oidc", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
-    oidc_scopes: str = "openid email profile"
+    oidc_client_id: str | None = Field(default=None, description="This service's client id at the provider.")
+    oidc_client_secret: str | None = Field(default=None, repr=False, description="The client's secret.")
+    oidc_provider_name: str = Field(
+        default="oidc", pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="The name in /api/v1/auth/oauth/{name}/."
+    )
+    oidc_scopes: str = Field(default="openid email profile", description="Scopes asked of the provider.")
     oidc_associate_by_email: bool = Field(
         default=False, description="Log a provider user into the existing account with the same (verified) email."
     )
@@ -116,21 +134,60 @@ class Settings(BaseSettings):
     job_heartbeat_timeout_seconds: int = Field(
         default=300, ge=1, description="A running job whose worker was silent this long is failed by the reaper."
     )
+    job_resend_after_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="A job still queued this long after its task was sent is sent again by the reaper "
+        "(the message was lost, e.g. the broker was down); a duplicate is harmless.",
+    )
     reaper_interval_seconds: float = Field(default=30, gt=0, description="How often beat runs the reaper.")
     health_check_workers: bool | None = Field(
         default=None, description="Ping the workers in /health/ready; unset = yes, except when ENVIRONMENT=test."
     )
-    health_worker_timeout_seconds: float = Field(default=1.0, gt=0)
+    health_worker_timeout_seconds: float = Field(
+        default=1.0, gt=0, description="How long /health/ready waits for a worker's ping answer."
+    )
 
     # Exports (`POST /projects/{id}/exports`): files in DATA_DIR/exports, removed by beat after the retention.
     export_retention_hours: float = Field(default=72, gt=0, description="Export files are deleted after this long.")
     export_batch_size: int = Field(default=2000, ge=1, description="Items an export reads per page.")
-    export_expire_interval_seconds: float = Field(default=3600, gt=0, description="How often beat expires exports.")
+    export_expire_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often beat expires exports and old uploads."
+    )
+    upload_retention_hours: float = Field(
+        default=168,
+        gt=0,
+        description="Uploads of failed or cancelled imports are kept this long for a retry (succeeded: deleted).",
+    )
 
     # Backups (`annotation-platform backup ...`, `/api/v1/admin/backups`).
     backup_dir: Path | None = Field(default=None, description="Where backup files go; unset = DATA_DIR/backups.")
     backup_retention_count: int = Field(default=7, ge=1, description="Backups kept; older ones are deleted.")
     backup_schedule_hours: float = Field(default=24, ge=0, description="Beat takes a backup this often; 0 = never.")
+
+    # Production server (`annotation-platform serve --prod`, deploy/gunicorn.conf.py) and observability.
+    web_concurrency: int | None = Field(
+        default=None, ge=1, description="API processes under `serve --prod`; unset = one per CPU, at least 2."
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated addresses of the reverse proxies whose X-Forwarded-For/-Proto are trusted.",
+    )
+    graceful_timeout_seconds: int = Field(
+        default=30, ge=1, description="On SIGTERM, in-flight requests get this long to finish before workers die."
+    )
+    worker_timeout_seconds: int = Field(
+        default=60, ge=1, description="A silent (hung) API worker process is restarted after this long."
+    )
+    keepalive_seconds: int = Field(default=5, ge=1, description="Idle keep-alive connections are closed after this.")
+    log_format: Literal["json", "text"] | None = Field(
+        default=None, description="Log line format; unset = json in production, text otherwise."
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics on GET /metrics.")
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="A Celery worker serves its Prometheus metrics on this port."
+    )
+    sentry_dsn: str | None = Field(default=None, repr=False, description="Send errors to Sentry; unset = off.")
 
     @model_validator(mode="after")
     def _production_needs_a_strong_key(self) -> Settings:
@@ -176,6 +233,12 @@ class Settings(BaseSettings):
         if self.health_check_workers is not None:
             return self.health_check_workers
         return self.environment is not Environment.test
+
+    @property
+    def logs_as_json(self) -> bool:
+        if self.log_format is not None:
+            return self.log_format == "json"
+        return self.environment is Environment.production
 
     @property
     def resolved_backup_dir(self) -> Path:

@@ -51,6 +51,9 @@ from annotation_platform.health.endpoints import router as health_router
 from annotation_platform.item.endpoints import router as item_router
 from annotation_platform.job.endpoints import router as job_router
 from annotation_platform.member.endpoints import router as member_router
+from annotation_platform.observability.errors import init_sentry
+from annotation_platform.observability.metrics import MetricsMiddleware, instrument_engine
+from annotation_platform.observability.metrics import router as metrics_router
 from annotation_platform.project.endpoints import router as project_router
 from annotation_platform.user.endpoints import router as user_router
 
@@ -96,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings = settings.model_copy(update={"secret_key": settings.resolved_secret_key()})
     engine = create_engine(settings)
+    init_sentry(settings)
     redis = (
         Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1) if settings.redis_url else None
     )
@@ -140,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_upload_bytes=settings.max_upload_bytes,
     )
     _install_http_security(app, settings)
-    app.add_middleware(RequestIdMiddleware)  # outermost: the allow-list's 403 carries a request id too
+    app.add_middleware(RequestIdMiddleware)  # outside the allow-list, so that its 403 carries a request id too
 
     api = APIRouter(prefix=API_PREFIX)
     for router in (
@@ -161,6 +165,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(router)
     app.include_router(api)
     app.include_router(health_router)
+    if settings.metrics_enabled:
+        instrument_engine(engine, settings)
+        # Outermost: it counts every answer, those of the other middlewares (413, 403, 429) too.
+        app.add_middleware(MetricsMiddleware)
+        app.include_router(metrics_router)
     _install_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

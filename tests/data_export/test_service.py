@@ -176,6 +176,42 @@ async def test_filters_by_container_and_annotation_type(
     assert all("sentiment:" not in key for line in _lines(threads) for key in line)
 
 
+async def test_labels_prefer_plain_annotations_and_non_text_values_stay_json(
+    app: Any, client: httpx.AsyncClient, api: Api, team: Team
+) -> None:
+    """The same rules on both backends (PostgreSQL builds the objects and cells itself)."""
+    room = await api.container(team.project, team.owner, name="Rules")
+    metadata = {"n": 3, "tags": ["a", "b"], "empty": None, "note": "=1+1"}
+    [item] = await api.items(room, team.owner, 1, content="a span and a label", metadata=metadata)
+    await api.annotate(item, team.owner, data={"thread_id": "span"}, start_offset=0, end_offset=6)
+    await api.annotate(item, team.owner, data={"thread_id": "plain"})
+    await api.annotate(item, team.owner, data={"thread_id": "later"})
+    await api.annotate(item, team.owner, type="sentiment", data={"value": 0.5})
+    await api.annotate(item, team.owner, type="note", data={"text": "whole"})
+
+    _, jsonl = await _exported(app, client, team, format="jsonl", container_ids=[room["id"]])
+    _, content = await _exported(app, client, team, format="csv", container_ids=[room["id"]])
+
+    [line] = _lines(jsonl)
+    owner = team.owner.username
+    assert line[f"thread:{owner}"] == "plain", "a plain label wins over an older span, then the oldest"
+    assert line[f"sentiment:{owner}"] == 0.5
+    assert line[f"note:{owner}"] == {"text": "whole"}
+    assert line["metadata"] == metadata
+    assert line["metadata.tags"] == ["a", "b"]
+    assert line["metadata.empty"] is None
+    assert len(line["annotations"]) == 5
+    header, row = list(csv.reader(io.StringIO(content.decode("utf-8"), newline="")))
+    cells = dict(zip(header, row, strict=True))
+    assert cells[f"thread:{owner}"] == "plain"
+    assert cells[f"sentiment:{owner}"] == "0.5"
+    assert json.loads(cells[f"note:{owner}"]) == {"text": "whole"}
+    assert cells["metadata.n"] == "3"
+    assert json.loads(cells["metadata.tags"]) == ["a", "b"]
+    assert cells["metadata.empty"] == ""
+    assert cells["metadata.note"] == "'=1+1"
+
+
 async def test_only_managers_and_owners_may_export(client: httpx.AsyncClient, api: Api, team: Team) -> None:
     problem(await _export(client, team, by=team.annotator, format="csv"), 403, "forbidden")
     problem(await _export(client, team, by=team.stranger, format="csv"), 404, "not_found")

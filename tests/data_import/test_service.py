@@ -3,11 +3,16 @@ runs it, the API reports it. A real worker process is exercised in tests/workers
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from annotation_platform.data_import.service import import_service, upload_path
 from tests.conftest import Api, Team, problem
 from tests.data_import.helpers import ROOM, chat_csv, counts, run, start, upload
 
@@ -266,3 +271,39 @@ async def test_json_lines_import(app: Any, client: httpx.AsyncClient, api: Api, 
     assert job["result"]["items_created"] == 2
     items = await _items(client, team, room)
     assert items[1]["parent_id"] == items[0]["id"]
+
+
+async def test_uploads_are_kept_only_while_a_retry_may_need_them(
+    app: Any, client: httpx.AsyncClient, api: Api, team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = app.state.settings
+    monkeypatch.setattr(settings, "data_dir", tmp_path)  # this test's uploads only
+    room = await _room(api, team)
+    succeeded = await start(client, room, team.owner, chat_csv(ROOM))
+    failed = await start(client, room, team.owner, chat_csv(BAD_ROWS))
+    queued = await start(client, room, team.owner, chat_csv(ROOM))
+    assert (await run(app, client, team.owner, succeeded))["status"] == "succeeded"
+    assert (await run(app, client, team.owner, failed))["status"] == "failed"
+    path_of = {job_id: upload_path(settings, uuid.UUID(job_id)) for job_id in (succeeded, failed, queued)}
+    assert not path_of[succeeded].exists(), "a succeeded import cannot be retried: its upload is deleted"
+    assert path_of[failed].exists()
+    assert path_of[queued].exists()
+    orphan = path_of[failed].with_name(str(uuid.uuid4()))
+    orphan.write_bytes(b"left by a crash")
+    stray = path_of[failed].with_name("notes.txt")
+    stray.write_bytes(b"not ours")
+
+    async with app.state.sessionmaker() as session:
+        assert await import_service.expire_uploads(session, settings=settings) == 0, "nothing is old yet"
+        later = datetime.now(UTC) + timedelta(hours=settings.upload_retention_hours + 1)
+        assert await import_service.expire_uploads(session, settings=settings, now=later) == 2
+
+    assert not path_of[failed].exists()
+    assert not orphan.exists()
+    assert path_of[queued].exists(), "a queued job's upload stays however old"
+    assert stray.exists(), "files that are not uploads are left alone"
+    retried = await client.post(f"/api/v1/jobs/{failed}/retry", headers=team.owner.headers)
+    assert retried.status_code == 202
+    job = await run(app, client, team.owner, failed)
+    assert job["status"] == "failed"
+    assert job["error_message"] == "The uploaded file is gone from the server."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -143,15 +144,43 @@ async def test_the_reaper_fails_running_jobs_whose_worker_went_silent(
     async with app.state.sessionmaker() as session, session.begin():
         await job_service.claim(session, job_id=uuid.UUID(job_id))
 
+    settings = app.state.settings
     async with app.state.sessionmaker() as session, session.begin():
-        assert await job_service.reap(session, timeout_seconds=3600) == 0
+        assert await job_service.reap(session, settings=settings) == (0, 0)
+    await asyncio.sleep(1.1)
+    silent = settings.model_copy(update={"job_heartbeat_timeout_seconds": 1})
     async with app.state.sessionmaker() as session, session.begin():
-        assert await job_service.reap(session, timeout_seconds=-1) == 1
+        assert await job_service.reap(session, settings=silent) == (1, 0)
 
     job = await _job(client, team, job_id)
     assert job["status"] == "failed"
     assert job["error_message"].startswith("worker lost")
     assert (await client.post(f"/api/v1/jobs/{job_id}/retry", headers=team.owner.headers)).status_code == 202
+
+
+async def test_the_reaper_sends_again_the_task_of_a_job_queued_too_long(
+    app: Any, client: httpx.AsyncClient, team: Team
+) -> None:
+    """The broker lost the message (or was down when the job was created): the job would stay queued forever."""
+    job_id = await start(client, team.container, team.owner, chat_csv(ROOM))
+    sent: list[tuple[str, Any]] = []
+    queue = app.state.queue
+    original = queue.send_task
+    queue.send_task = lambda name, args=None, kwargs=None: sent.append((name, args))
+    patient = app.state.settings
+    impatient = patient.model_copy(update={"job_resend_after_seconds": 1})
+    try:
+        async with app.state.sessionmaker() as session, session.begin():
+            assert await job_service.reap(session, settings=patient) == (0, 0)
+        await asyncio.sleep(1.1)
+        async with app.state.sessionmaker() as session, session.begin():
+            assert await job_service.reap(session, settings=impatient) == (0, 1)
+        async with app.state.sessionmaker() as session, session.begin():
+            assert await job_service.reap(session, settings=impatient) == (0, 0), "sent again only once a period"
+    finally:
+        queue.send_task = original
+    assert sent == [("imports.run", [job_id])]
+    assert (await run(app, client, team.owner, job_id))["status"] == "succeeded"
 
 
 async def test_the_task_is_sent_only_after_the_commit(app: Any, engine: AsyncEngine, team: Team) -> None:

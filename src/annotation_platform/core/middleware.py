@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annotation_platform.core.errors import PROBLEM_MEDIA_TYPE, PayloadTooLarge, problem_body
+from annotation_platform.observability.logs import request_context
 
 access_logger = logging.getLogger("annotation_platform.access")
 
@@ -36,7 +37,9 @@ class RequestIdMiddleware:
                     request_id = candidate
                 break
         request_id = request_id or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        context_token = request_context.set(state)
         started = time.perf_counter()
         status_holder = [0]
 
@@ -51,14 +54,43 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            status = status_holder[0] or 500
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            route = route_template(scope)
+            # The raw path carries ids only; the query string (which may carry anything) is never logged.
             access_logger.info(
-                "%s %s %s %.1fms request_id=%s",
+                "%s %s %s %.1fms",
                 scope["method"],
-                scope["path"],
-                status_holder[0] or 500,
-                (time.perf_counter() - started) * 1000,
-                request_id,
+                route,
+                status,
+                duration_ms,
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    # The peer, or the X-Forwarded-For client when the peer is a trusted proxy.
+                    "client": (scope.get("client") or ("",))[0] or None,
+                },
             )
+            request_context.reset(context_token)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (`/api/v1/projects/{project_id}`), never the raw path; `<unmatched>` when no
+    route matched. Rebuilt from the path and the matched path parameters, which works whatever the nesting of
+    routers and mounts."""
+    if "endpoint" not in scope:
+        return "<unmatched>"
+    names = {str(value): name for name, value in (scope.get("path_params") or {}).items()}
+    if not names:
+        return str(scope["path"])
+    if "path" in names.values():  # a mount's catch-all (static files): its value may span several segments
+        catch_all = next(value for value, name in names.items() if name == "path")
+        if catch_all and scope["path"].endswith(catch_all):
+            return str(scope["path"])[: -len(catch_all)] + "{path}"
+    return "/".join(f"{{{names[part]}}}" if part in names else part for part in scope["path"].split("/"))
 
 
 class BodySizeLimitMiddleware:

@@ -27,6 +27,7 @@ PENDING_INFO_KEY = "annotation_platform.pending_tasks"
 REAPER_TASK = "jobs.reap"
 EXPIRE_EXPORTS_TASK = "exports.expire"
 BACKUP_TASK = "backups.run"
+EXPIRE_UPLOADS_TASK = "imports.expire_uploads"
 
 
 def broker_folders(settings: Settings) -> tuple[Path, Path]:
@@ -75,6 +76,10 @@ def create_celery(settings: Settings) -> Celery:
             "reap-lost-jobs": {"task": REAPER_TASK, "schedule": timedelta(seconds=settings.reaper_interval_seconds)},
             "expire-exports": {
                 "task": EXPIRE_EXPORTS_TASK,
+                "schedule": timedelta(seconds=settings.export_expire_interval_seconds),
+            },
+            "expire-uploads": {
+                "task": EXPIRE_UPLOADS_TASK,
                 "schedule": timedelta(seconds=settings.export_expire_interval_seconds),
             },
         },

@@ -31,7 +31,7 @@ from annotation_platform.data_export.schemas import MEDIA_TYPES, ExportCreate
 from annotation_platform.data_export.storage import ExportStorage, export_storage
 from annotation_platform.job.repository import job_repository
 from annotation_platform.job.service import job_service
-from annotation_platform.models import Job, JobKind, JobStatus, User
+from annotation_platform.models import Container, Job, JobKind, JobStatus, User
 from annotation_platform.project.service import ProjectAccess
 
 logger = logging.getLogger(__name__)
@@ -251,10 +251,17 @@ class _Records:
 
 
 class _Writer:
+    csv_columns: tuple[Sequence[str], Sequence[str]] | None = None
+    """(metadata keys, label keys) of a CSV: what `built_page` must return as cells."""
+
     def begin(self) -> bytes:
         return b""
 
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
+        raise NotImplementedError
+
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        """The rows of one `ExportRepository.built_page` (PostgreSQL)."""
         raise NotImplementedError
 
     def end(self) -> bytes:
@@ -274,6 +281,9 @@ class _JsonLinesWriter(_Writer):
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
         return orjson.dumps(_flat(record, labels)) + b"\n"
 
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        return "".join(f"{row.line}\n" for row in rows).encode()
+
 
 class _JsonWriter(_Writer):
     def __init__(self) -> None:
@@ -283,9 +293,15 @@ class _JsonWriter(_Writer):
         return b"["
 
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
+        return self._separator() + orjson.dumps(_flat(record, labels))
+
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        return b"".join(self._separator() + str(row.line).encode() for row in rows)
+
+    def _separator(self) -> bytes:
         separator = b"\n" if self.first else b",\n"
         self.first = False
-        return separator + orjson.dumps(_flat(record, labels))
+        return separator
 
     def end(self) -> bytes:
         return b"]\n" if self.first else b"\n]\n"
@@ -297,6 +313,7 @@ class _CsvWriter(_Writer):
     def __init__(self, metadata_keys: Sequence[str], label_columns: Sequence[tuple[str, str]]) -> None:
         self.metadata_keys = list(metadata_keys)
         self.label_keys = [f"{type_}:{author}" for type_, author in label_columns]
+        self.csv_columns = (self.metadata_keys, self.label_keys)
         self.buffer = io.StringIO()
         self.csv = csv.writer(self.buffer, lineterminator="\r\n")
 
@@ -322,6 +339,26 @@ class _CsvWriter(_Writer):
             *(_text(labels.get(key)) for key in self.label_keys),
         ]
         return self._row(cells)
+
+    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
+        """All rows with one `writerows`: per-row buffer handling was half the time of a page."""
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        self.csv.writerows(
+            [
+                "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+                for cell in (
+                    container_name,
+                    row.external_id,
+                    str(row.sequence),
+                    row.content,
+                    row.parent or "",
+                    *(value or "" for value in row[6:]),
+                )
+            ]
+            for row in rows
+        )
+        return self.buffer.getvalue().encode("utf-8")
 
 
 async def run_export(
@@ -390,7 +427,8 @@ class _Exporter:
             raise RuntimeError(f"export {self.job.id} has no project")
         page_size = self.settings.export_batch_size
         async with self.session_factory() as session:
-            if session.get_bind().dialect.name == "postgresql":
+            built = session.get_bind().dialect.name == "postgresql"
+            if built:
                 # One snapshot for the whole file; read only.
                 await session.connection(
                     execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
@@ -412,21 +450,17 @@ class _Exporter:
             with self.storage.open_for_write(self.name) as out:
                 out.write(writer.begin())
                 for container in containers:
-                    records = _Records(container.name, str(container.id))
                     after: tuple[int, uuid.UUID] | None = None
-                    while rows := await export_repository.items_page(session, container.id, after, page_size):
-                        annotations = await export_repository.annotations_of_items(
-                            session, [row.id for row in rows], self.types
-                        )
-                        by_item: dict[uuid.UUID, list[Any]] = {}
-                        for annotation in annotations:
-                            by_item.setdefault(annotation.item_id, []).append(annotation)
-                        chunk = bytearray()
-                        for row in rows:
-                            chunk += writer.write(*records.build(row, by_item.get(row.id, ())))
+                    while True:
+                        if built:
+                            rows, chunk, annotations = await self._built_page(session, container, after, writer)
+                        else:
+                            rows, chunk, annotations = await self._page(session, container, after, writer)
+                        if not rows:
+                            break
                         out.write(chunk)
                         self.items += len(rows)
-                        self.annotations += len(annotations)
+                        self.annotations += annotations
                         after = (rows[-1].sequence, rows[-1].id)
                         await self._progress(self.items, max(total, self.items))
                         if len(rows) < page_size:
@@ -440,6 +474,36 @@ class _Exporter:
         }
         if not await self.finish(JobStatus.succeeded, result=result, done=self.items):
             raise JobLost()
+
+    async def _page(
+        self, session: AsyncSession, container: Container, after: tuple[int, uuid.UUID] | None, writer: _Writer
+    ) -> tuple[list[Any], bytes, int]:
+        """A page of items and their annotations, built into the file's bytes here (SQLite)."""
+        rows = await export_repository.items_page(session, container.id, after, self.settings.export_batch_size)
+        annotations = await export_repository.annotations_of_items(session, [row.id for row in rows], self.types)
+        by_item: dict[uuid.UUID, list[Any]] = {}
+        for annotation in annotations:
+            by_item.setdefault(annotation.item_id, []).append(annotation)
+        records = _Records(container.name, str(container.id))
+        chunk = bytearray()
+        for row in rows:
+            chunk += writer.write(*records.build(row, by_item.get(row.id, ())))
+        return rows, bytes(chunk), len(annotations)
+
+    async def _built_page(
+        self, session: AsyncSession, container: Container, after: tuple[int, uuid.UUID] | None, writer: _Writer
+    ) -> tuple[list[Any], bytes, int]:
+        """A page whose JSON objects or CSV cells PostgreSQL has built: only bytes are written here."""
+        rows = await export_repository.built_page(
+            session,
+            container,
+            after,
+            self.settings.export_batch_size,
+            types=self.types,
+            csv_columns=writer.csv_columns,
+        )
+        chunk = writer.write_built(container.name, rows)
+        return rows, chunk, sum(row.annotations for row in rows)
 
     async def _progress(self, done: int, total: int) -> None:
         """Reports progress and beats the heart, and stops if the client cancelled."""

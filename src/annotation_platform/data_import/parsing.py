@@ -6,9 +6,8 @@ be read at all. The writer (`service.py`) decides what to do with problems (all 
 
 Memory stays flat however large the file: CSV is read through the csv module over a text stream, JSON Lines
 line by line, and a JSON array element by element with `json.JSONDecoder.raw_decode` over a sliding buffer.
-The one thing that grows with the file is the record of external ids already seen (to report duplicates): a
-set, one string per row, roughly 100 bytes each (about 100 MB for a million rows). Only a file that does have a
-duplicate also pays for a map from id to first row (built by one extra pass), to say which row it repeats.
+The record of external ids already seen (to report duplicates, with the row each repeats) keeps the newest
+`SEEN_IDS_IN_MEMORY` ids in memory (about 15 MB) and the rest in a temporary SQLite file.
 
 The rules (see `docs/imports.md` and DOMAIN.md, "Observed in the wild"):
 
@@ -26,7 +25,8 @@ import codecs
 import csv
 import json
 import re
-from collections.abc import Callable, Generator, Iterator
+import sqlite3
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -58,6 +58,9 @@ MAX_JSON_VALUE_CHARS: Final = 64 * 1024 * 1024
 """A single JSON object (or JSON Lines line) longer than this ends the import: it bounds memory on garbage."""
 MAX_CSV_CELL_CHARS: Final = 4 * MAX_CONTENT_LENGTH
 """Longer cells (typically an unclosed quote swallowing the rest of the file) end the import."""
+
+SEEN_IDS_IN_MEMORY: Final = 100_000
+"""External ids kept in memory for the duplicate check; older ones go to a temporary file."""
 
 _SIMPLE_TARGETS: Final = ("external_id", "content", "sequence", "parent")
 _TYPE_SLUG: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -194,29 +197,44 @@ class _Spec:
 
 
 class _SeenIds:
-    """The external ids met so far, to report duplicates.
+    """The external ids met so far, each with the row where it first appeared, to report duplicates.
 
-    A set until the first duplicate (one string per row); then, to say which row an id repeats, a map from id to
-    its first row, built by `rescan(row)` (one more pass over the rows before `row`) and kept from then on.
-    Without `rescan` it is a map from the start.
+    The newest `SEEN_IDS_IN_MEMORY` ids are in a dict; older ones are spilled into a private temporary SQLite
+    file (deleted when closed), so memory stays flat however many rows the file has. Once ids have been
+    spilled, each new id costs one indexed look-up there.
     """
 
-    def __init__(self, rescan: Callable[[int], dict[str, int]] | None) -> None:
-        self.ids: set[str] = set()
-        self.rows: dict[str, int] | None = None if rescan else {}
-        self.rescan = rescan
+    def __init__(self) -> None:
+        self.recent: dict[str, int] = {}
+        self.spilled: sqlite3.Connection | None = None
 
     def earlier_row(self, external_id: str, number: int) -> int | None:
         """The row where `external_id` first appeared, or None (and it is remembered) if it is new."""
-        rows = self.rows
-        if rows is None:
-            if external_id not in self.ids:
-                self.ids.add(external_id)
-                return None
-            rows = self.rows = self.rescan(number) if self.rescan else {}
-            self.ids = set()
-        first = rows.setdefault(external_id, number)
-        return None if first == number else first
+        first = self.recent.get(external_id)
+        if first is None and self.spilled is not None:
+            found = self.spilled.execute("SELECT row FROM seen WHERE id = ?", (external_id,)).fetchone()
+            first = None if found is None else int(found[0])
+        if first is not None:
+            return first
+        self.recent[external_id] = number
+        if len(self.recent) >= SEEN_IDS_IN_MEMORY:
+            self._spill()
+        return None
+
+    def _spill(self) -> None:
+        if self.spilled is None:
+            # "" opens a private on-disk database that SQLite deletes when the connection closes.
+            self.spilled = sqlite3.connect("")
+            self.spilled.execute("PRAGMA journal_mode = OFF")
+            self.spilled.execute("PRAGMA synchronous = OFF")
+            self.spilled.execute("CREATE TABLE seen (id TEXT PRIMARY KEY, row INTEGER NOT NULL) WITHOUT ROWID")
+        self.spilled.executemany("INSERT INTO seen VALUES (?, ?)", self.recent.items())
+        self.recent = {}
+
+    def close(self) -> None:
+        if self.spilled is not None:
+            self.spilled.close()
+            self.spilled = None
 
 
 class _RowBuilder:
@@ -378,14 +396,14 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-_Rows = Generator[ParsedRow | RowProblem, None, None]
+Rows = Generator[ParsedRow | RowProblem, None, None]
 
 # --- files ----------------------------------------------------------------------------------------------------
 
 
 def parse_rows(
     path: Path, *, file_format: str, mapping: dict[str, str] | None, container_type: str, encoding: str = "utf-8"
-) -> Iterator[ParsedRow | RowProblem]:
+) -> Rows:
     """Stream the rows of the file at `path`: a `ParsedRow` per good row, `RowProblem`s for bad ones.
 
     `file_format` is `csv`, `json` (an array of objects) or `jsonl`; `mapping` as for `effective_mapping`
@@ -400,25 +418,16 @@ def parse_rows(
     _check_byte_order_mark(path, codec, encoding)
     parse = _PARSERS[file_format]
 
-    def first_rows(before: int) -> dict[str, int]:
-        """The first row of every external id in the rows before `before`, read again from the file."""
-        seen = _SeenIds(rescan=None)
-        rows = parse(path, spec, codec, _RowBuilder(spec, json_values=file_format != "csv", seen=seen))
-        try:
-            for row in rows:
-                if (row.number if isinstance(row, ParsedRow) else row.row) >= before:
-                    break
-        finally:
-            rows.close()
-        return seen.rows if seen.rows is not None else {}
-
-    builder = _RowBuilder(spec, json_values=file_format != "csv", seen=_SeenIds(rescan=first_rows))
+    seen = _SeenIds()
+    builder = _RowBuilder(spec, json_values=file_format != "csv", seen=seen)
     try:
         yield from parse(path, spec, codec, builder)
     except UnicodeDecodeError as error:
         raise ImportFileError(_decode_error_message(path, codec, encoding, error)) from None
     except OSError as error:
         raise ImportFileError(f"the file cannot be read: {error.strerror or error}") from None
+    finally:
+        seen.close()
 
 
 def _codec_name(encoding: str, *, error: type[Exception]) -> str:
@@ -475,7 +484,7 @@ def _open_text(path: Path, codec: str) -> TextIO:
     return path.open(encoding=codec, newline="")
 
 
-def _parse_csv(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> _Rows:
+def _parse_csv(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> Rows:
     with _open_text(path, codec) as handle:
         head = handle.read(_SNIFF_CHARS)
     if not head.strip():
@@ -606,7 +615,7 @@ class _JsonIdSeen:
             )
 
 
-def _parse_json_lines(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> _Rows:
+def _parse_json_lines(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> Rows:
     decoder = _json_decoder()
     ids = _JsonIdSeen(spec)
     first = True
@@ -719,7 +728,7 @@ class _JsonArrayReader:
             return obj, suspicious
 
 
-def _parse_json_array(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> _Rows:
+def _parse_json_array(path: Path, spec: _Spec, codec: str, builder: _RowBuilder) -> Rows:
     ids = _JsonIdSeen(spec)
     with _open_text(path, codec) as handle:
         reader = _JsonArrayReader(handle)
@@ -765,5 +774,5 @@ def _parse_json_array(path: Path, spec: _Spec, codec: str, builder: _RowBuilder)
     ids.check()
 
 
-_Parser = Callable[[Path, _Spec, str, _RowBuilder], _Rows]
+_Parser = Callable[[Path, _Spec, str, _RowBuilder], Rows]
 _PARSERS: Final[dict[str, _Parser]] = {"csv": _parse_csv, "json": _parse_json_array, "jsonl": _parse_json_lines}

@@ -117,19 +117,18 @@ class ImportRepository:
             raise RuntimeError("the connection was closed while an import was writing")
         await driver.copy_records_to_table(table, records=records, columns=list(columns))
 
-    async def insert_staged_items(self, session: AsyncSession, container_id: uuid.UUID, now: datetime) -> int:
-        """Moves the staged new items into `items` and empties the stage; the number inserted."""
-        result = await session.execute(
-            text(
-                "INSERT INTO items (id, container_id, external_id, content, metadata, sequence, parent_id, "
-                "created_at, updated_at) "
-                "SELECT id, :container_id, external_id, content, metadata, sequence, NULL, :now, :now "
-                "FROM import_items_stage"
-            ),
-            {"container_id": container_id, "now": now},
-        )
+    async def insert_staged_items(
+        self, session: AsyncSession, container_id: uuid.UUID, now: datetime
+    ) -> tuple[int, int]:
+        """Moves the staged new items into `items` and empties the stage; (inserted, parents left for later).
+
+        The stage carries a parent either resolved (`parent_id`: in the same batch) or by external id, looked
+        up here by the unique index (earlier batches, items the container had); a parent not found yet is staged
+        in `import_parents_stage` for `resolve_staged_parents` at the end.
+        """
+        row = (await session.execute(text(_INSERT_ITEMS), {"container_id": container_id, "now": now})).one()
         await session.execute(text("TRUNCATE import_items_stage"))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(row[0]), int(row[1])
 
     async def insert_staged_annotations(
         self, session: AsyncSession, container_id: uuid.UUID, author: uuid.UUID, now: datetime
@@ -157,8 +156,8 @@ class ImportRepository:
         return created, updated, staged - created - updated
 
     async def resolve_staged_parents(self, session: AsyncSession, container_id: uuid.UUID) -> int:
-        """Every staged (item, parent external id) at once: parents earlier or later in the file or already in
-        the container; a parent found nowhere leaves `parent_id` null."""
+        """The parents `insert_staged_items` did not find (named before they appear in the file), all at once;
+        a parent found nowhere leaves `parent_id` null."""
         result = await session.execute(
             text(
                 "UPDATE items SET parent_id = parent.id "
@@ -172,18 +171,38 @@ class ImportRepository:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-ITEM_STAGE_COLUMNS = ("id", "external_id", "content", "metadata", "sequence")
-PARENT_STAGE_COLUMNS = ("item_id", "parent_external_id")
+ITEM_STAGE_COLUMNS = ("id", "external_id", "content", "metadata", "sequence", "parent_id", "parent_external_id")
 ANNOTATION_STAGE_COLUMNS = ("id", "item_id", "type", "data")
 
 _STAGES = (
     "CREATE TEMPORARY TABLE import_items_stage (id uuid NOT NULL, external_id text NOT NULL, content text NOT NULL, "
-    "metadata jsonb NOT NULL, sequence bigint NOT NULL) ON COMMIT DROP",
+    "metadata jsonb NOT NULL, sequence bigint NOT NULL, parent_id uuid, parent_external_id text) ON COMMIT DROP",
     "CREATE TEMPORARY TABLE import_parents_stage (item_id uuid NOT NULL, parent_external_id text NOT NULL) "
     "ON COMMIT DROP",
     "CREATE TEMPORARY TABLE import_annotations_stage (id uuid NOT NULL, item_id uuid NOT NULL, type text NOT NULL, "
     "data jsonb NOT NULL) ON COMMIT DROP",
 )
+
+_INSERT_ITEMS = """
+WITH inserted AS (
+    INSERT INTO items (id, container_id, external_id, content, metadata, sequence, parent_id, created_at, updated_at)
+    SELECT s.id, :container_id, s.external_id, s.content, s.metadata, s.sequence,
+        coalesce(s.parent_id, (
+            SELECT known.id FROM items AS known
+            WHERE known.container_id = :container_id AND known.external_id = s.parent_external_id
+        )),
+        :now, :now
+    FROM import_items_stage AS s
+    RETURNING id, parent_id
+), later AS (
+    INSERT INTO import_parents_stage (item_id, parent_external_id)
+    SELECT s.id, s.parent_external_id
+    FROM inserted JOIN import_items_stage AS s ON s.id = inserted.id
+    WHERE inserted.parent_id IS NULL AND s.parent_external_id IS NOT NULL
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM later)
+"""
 
 _INSERT_ANNOTATIONS = """
 INSERT INTO annotations (id, item_id, container_id, type, data, created_by, version, created_at, updated_at)

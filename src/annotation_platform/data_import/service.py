@@ -9,12 +9,16 @@ a second writer would wait for the import's write lock).
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import json
 import logging
+import queue
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,22 +30,25 @@ from starlette.concurrency import run_in_threadpool
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.errors import PayloadTooLarge, ValidationFailed
-from annotation_platform.core.ids import uuid7
+from annotation_platform.core.ids import parse_uuid, uuid7, uuid7_strings
 from annotation_platform.core.types import utcnow
 from annotation_platform.data_import import parsing
 from annotation_platform.data_import.repository import (
     ANNOTATION_STAGE_COLUMNS,
     ITEM_STAGE_COLUMNS,
-    PARENT_STAGE_COLUMNS,
     import_repository,
 )
 from annotation_platform.data_import.schemas import ImportOptions
+from annotation_platform.job.repository import job_repository
 from annotation_platform.job.service import MAX_STORED_ERRORS, job_service
 from annotation_platform.models import Container, Job, JobKind, JobStatus, User
 
 logger = logging.getLogger(__name__)
 
 COPY_CHUNK_BYTES = 1024 * 1024
+EXPIRE_CHUNK = 500
+BATCHES_AHEAD = 2
+"""Batches the reader thread may have parsed before the writer takes them: bounds memory, allows overlap."""
 
 
 class MappingInvalid(ValidationFailed):
@@ -127,6 +134,29 @@ class ImportService:
             job_id=job_id,
         )
 
+    async def expire_uploads(self, session: AsyncSession, *, settings: Settings, now: datetime | None = None) -> int:
+        """Deletes uploads older than UPLOAD_RETENTION_HOURS whose job has ended (or is gone); the number deleted.
+
+        Succeeded imports delete their upload at once; this sweeps those of failed and cancelled ones (kept for
+        a retry) and any left by a crash.
+        """
+        folder = settings.data_dir / "uploads"
+        cutoff = (now or utcnow()).timestamp() - settings.upload_retention_hours * 3600
+        old: dict[uuid.UUID, Path] = {}
+        for path in await run_in_threadpool(_files_older_than, folder, cutoff):
+            job_id = parse_uuid(path.name)
+            if job_id is None:
+                continue
+            old[job_id] = path
+        deleted = 0
+        for chunk in _chunks(list(old), EXPIRE_CHUNK):
+            active = await job_repository.active_of(session, chunk)
+            for job_id in chunk:
+                if job_id not in active:
+                    old[job_id].unlink(missing_ok=True)
+                    deleted += 1
+        return deleted
+
     def _mapping(self, raw: str | None) -> dict[str, str] | None:
         if raw is None or not raw.strip():
             return None
@@ -160,6 +190,17 @@ def _store_upload(upload: IO[bytes], path: Path, limit: int) -> int:
         path.unlink(missing_ok=True)
         raise
     return size
+
+
+def _files_older_than(folder: Path, cutoff: float) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [path for path in folder.iterdir() if path.is_file() and path.stat().st_mtime < cutoff]
+
+
+def _chunks(values: list[uuid.UUID], size: int) -> Iterator[list[uuid.UUID]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 import_service = ImportService()
@@ -267,7 +308,14 @@ class _Importer:
     async def finish(self, status: JobStatus, **values: Any) -> None:
         async with self.session_factory() as session, session.begin():
             await job_service.finish(session, job_id=self.job.id, status=status, **values)
+        self._done(status)
+
+    def _done(self, status: JobStatus) -> None:
+        """After the job's end is committed: a succeeded job's upload is not needed any more (it cannot be
+        retried); a failed or cancelled one's is kept for a retry until UPLOAD_RETENTION_HOURS."""
         job_service.forget_cancel_request(job_id=self.job.id, settings=self.settings)
+        if status == JobStatus.succeeded:
+            self.path.unlink(missing_ok=True)
 
     async def run(self) -> None:
         async with self.session_factory() as session:
@@ -295,27 +343,91 @@ class _Importer:
             writer_class = _CopyWriter if copy else _BatchWriter
             writer = writer_class(session, container, self.author, self.counts, write=not self.dry_run)
             await writer.start()
-            batch: list[parsing.ParsedRow] = []
-            for entry in _rows(self.path, self.params, container.type):
+            async for batch, read in self._batches(container.type, validator):
+                await self._write(writer, batch, read)
+            await writer.resolve_forward_parents()
+            await self._end(session, writer)
+
+    async def _batches(
+        self, container_type: str, validator: Draft202012Validator | None
+    ) -> AsyncIterator[tuple[list[parsing.ParsedRow], int]]:
+        """The file's good rows in batches, with the number of rows read so far.
+
+        A thread reads, parses and checks the file up to `BATCHES_AHEAD` batches ahead of the writer, so the
+        Python work of the next batch overlaps with the database's work on this one. It stops when the writer
+        does (cancel, failure) and hands over its own failure (an unreadable file) in the batch's place.
+        """
+        ready: queue.Queue[tuple[list[parsing.ParsedRow], int] | BaseException | None] = queue.Queue(BATCHES_AHEAD)
+        stop = threading.Event()
+
+        def offer(entry: tuple[list[parsing.ParsedRow], int] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    ready.put(entry, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            batches = self._read(container_type, validator)
+            try:
+                for batch in batches:
+                    if not offer(batch):
+                        return
+                offer(None)
+            except BaseException as exc:  # handed over to the writer, which raises it
+                offer(exc)
+            finally:
+                batches.close()
+
+        def take() -> tuple[list[parsing.ParsedRow], int] | BaseException | None:
+            while True:
+                try:
+                    return ready.get(timeout=0.2)
+                except queue.Empty:
+                    if not reader.is_alive() and ready.empty():
+                        return None
+
+        reader = threading.Thread(target=produce, name=f"import-{self.job.id}", daemon=True)
+        reader.start()
+        try:
+            while (entry := await asyncio.to_thread(take)) is not None:
+                if isinstance(entry, BaseException):
+                    raise entry
+                yield entry
+        finally:
+            stop.set()
+            await asyncio.to_thread(reader.join)
+
+    def _read(
+        self, container_type: str, validator: Draft202012Validator | None
+    ) -> Generator[tuple[list[parsing.ParsedRow], int], None, None]:
+        """Runs in the reader thread: problems are recorded here, good rows handed on in batches."""
+        size = self.settings.import_batch_size
+        batch: list[parsing.ParsedRow] = []
+        rows = _rows(self.path, self.params, container_type)
+        try:
+            for entry in rows:
                 if isinstance(entry, parsing.RowProblem):
                     self.problems.add(entry.row, entry.column, entry.message)
                     continue
                 self.counts.rows += 1
                 if self._check(entry, validator):
                     batch.append(entry)
-                if len(batch) >= self.settings.import_batch_size:
-                    await self._write(writer, batch)
+                if len(batch) >= size:
+                    yield batch, self.counts.rows
                     batch = []
-            await self._write(writer, batch)
-            await writer.resolve_forward_parents()
-            await self._end(session, writer)
+            yield batch, self.counts.rows
+        finally:
+            rows.close()
 
-    async def _write(self, writer: _BatchWriter, batch: list[parsing.ParsedRow]) -> None:
+    async def _write(self, writer: _BatchWriter, batch: list[parsing.ParsedRow], read: int) -> None:
         """Writes a batch, unless errors already doom an all-or-nothing import; then reports and checks cancel."""
         rows = [row for row in batch if row.number not in self.problems.rows]
         if rows and (self.skip or self.problems.count == 0):
             await writer.write(rows)
-        await self._progress(self.counts.rows)
+        await self._progress(read)
 
     async def _end(self, session: AsyncSession, writer: _BatchWriter) -> None:
         problems = self.problems
@@ -357,7 +469,7 @@ class _Importer:
         if not finished:
             raise JobLost()
         await session.commit()
-        job_service.forget_cancel_request(job_id=self.job.id, settings=self.settings)
+        self._done(JobStatus.succeeded)
 
     def _column(self, target: str) -> str:
         return self.sources.get(target, target)
@@ -382,7 +494,7 @@ class _Importer:
                 raise ImportCancelled()
 
 
-def _rows(path: Path, params: dict[str, Any], container_type: str) -> Iterator[parsing.ParsedRow | parsing.RowProblem]:
+def _rows(path: Path, params: dict[str, Any], container_type: str) -> parsing.Rows:
     return parsing.parse_rows(
         path,
         file_format=params["format"],
@@ -417,15 +529,24 @@ class _BatchWriter:
         self.counts = counts
         self.write_enabled = write
         self.next_sequence = 0
+        self.container_was_empty = False
         self.forward_parents: list[tuple[uuid.UUID, str]] = []
 
     async def start(self) -> None:
         last = await import_repository.max_sequence(self.session, self.container.id)
         self.next_sequence = 0 if last is None else last + 1
+        self.container_was_empty = last is None
+
+    async def _existing(self, rows: list[parsing.ParsedRow]) -> dict[str, Any]:
+        """The rows' items that the container already had (none when it started empty: the file has no
+        duplicates, so its rows cannot match each other)."""
+        if self.container_was_empty:
+            return {}
+        return await import_repository.item_ids(self.session, self.container.id, [row.external_id for row in rows])
 
     async def write(self, rows: list[parsing.ParsedRow]) -> None:
         session = self.session
-        existing = await import_repository.item_ids(session, self.container.id, [row.external_id for row in rows])
+        existing = await self._existing(rows)
         wanted_parents = [row.parent_external_id for row in rows if row.parent_external_id]
         batch_ids: dict[str, uuid.UUID] = {}
         new_items: list[dict[str, Any]] = []
@@ -529,39 +650,45 @@ def _json(value: Any) -> str:
 class _CopyWriter(_BatchWriter):
     """PostgreSQL: each batch goes through COPY into staging tables, then set-based SQL (see the repository).
 
-    Which external ids the container has already is one indexed look-up per batch: it numbers the new items
-    exactly as the batched writer does (a row without a sequence follows the highest so far). Parents are staged
-    as external ids and resolved at the end in one UPDATE ... FROM, wherever in the file or the container they are.
+    Which external ids the container has already is one indexed look-up per batch (none when it started
+    empty): it numbers the new items exactly as the batched writer does (a row without a sequence follows the
+    highest so far). Parents are set as the items go in (found in the batch here, else by the database); those
+    named before they appear are resolved at the end.
+    Ids are made in bulk (`uuid7_strings`) and sent as text.
     """
 
     async def start(self) -> None:
         await super().start()
         await import_repository.create_stages(self.session)
+        self.forward_parent_count = 0
 
     async def write(self, rows: list[parsing.ParsedRow]) -> None:
         session = self.session
-        existing = await import_repository.item_ids(session, self.container.id, [row.external_id for row in rows])
+        existing = await self._existing(rows)
+        new_ids = iter(uuid7_strings(len(rows) - len(existing)))
+        annotation_ids = iter(uuid7_strings(sum(len(row.annotations) for row in rows)))
         items: list[tuple[Any, ...]] = []
-        parents: list[tuple[Any, ...]] = []
         annotations: list[tuple[Any, ...]] = []
+        batch_ids: dict[str, Any] = {}
         for row in rows:
             item_id = existing.get(row.external_id)
             if item_id is None:
-                item_id = uuid7()
+                item_id = batch_ids[row.external_id] = next(new_ids)
                 sequence = row.sequence if row.sequence is not None else self.next_sequence
                 self.next_sequence = max(self.next_sequence, sequence + 1)
-                items.append((item_id, row.external_id, row.content, _json(row.metadata), sequence))
-                if row.parent_external_id and row.parent_external_id != row.external_id:
-                    parents.append((item_id, row.parent_external_id))
+                parent = row.parent_external_id if row.parent_external_id != row.external_id else None
+                parent_id = batch_ids.get(parent) if parent else None
+                items.append((item_id, row.external_id, row.content, _json(row.metadata), sequence, parent_id, parent))
             for type_, data in row.annotations.items():
-                annotations.append((uuid7(), item_id, type_, _json(data)))
+                annotations.append((next(annotation_ids), item_id, type_, _json(data)))
         self.counts.items_matched += len(rows) - len(items)
         now = utcnow()
         await import_repository.copy_records(session, "import_items_stage", ITEM_STAGE_COLUMNS, items)
-        await import_repository.copy_records(session, "import_parents_stage", PARENT_STAGE_COLUMNS, parents)
         await import_repository.copy_records(session, "import_annotations_stage", ANNOTATION_STAGE_COLUMNS, annotations)
         if items:
-            self.counts.items_created += await import_repository.insert_staged_items(session, self.container.id, now)
+            created, later = await import_repository.insert_staged_items(session, self.container.id, now)
+            self.counts.items_created += created
+            self.forward_parent_count += later
         if annotations and not existing:
             # New items only: nothing to compare with, and no look-up the planner might turn into a scan.
             self.counts.annotations_created += await import_repository.insert_staged_annotations(
@@ -576,11 +703,15 @@ class _CopyWriter(_BatchWriter):
             self.counts.annotations_unchanged += unchanged
 
     async def resolve_forward_parents(self) -> None:
-        resolved = await import_repository.resolve_staged_parents(self.session, self.container.id)
+        resolved = 0
+        if self.forward_parent_count:
+            resolved = await import_repository.resolve_staged_parents(self.session, self.container.id)
         logger.info(
-            "import into %s: %d items and %d annotations through COPY, %d parents resolved",
+            "import into %s: %d items and %d annotations through COPY, %d parents named before they appear, "
+            "%d of them found",
             self.container.id,
             self.counts.items_created,
             self.counts.annotations_created + self.counts.annotations_updated,
+            self.forward_parent_count,
             resolved,
         )

@@ -84,5 +84,25 @@ class JobRepository:
         )
         return int((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
 
+    async def mark_resent(
+        self, session: AsyncSession, sent_before: datetime, now: datetime
+    ) -> list[tuple[uuid.UUID, str]]:
+        """Queued jobs whose task was last sent before `sent_before`: marked sent now; their (id, kind)."""
+        statement = (
+            update(Job)
+            .where(Job.status == JobStatus.queued.value, func.coalesce(Job.heartbeat_at, Job.created_at) < sent_before)
+            .values(heartbeat_at=now)
+            .returning(Job.id, Job.kind)
+            .execution_options(synchronize_session=False)
+        )
+        return [(row.id, row.kind) for row in await session.execute(statement)]
+
+    async def active_of(self, session: AsyncSession, job_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of `job_ids` that are queued or running."""
+        statement = select(Job.id).where(
+            Job.id.in_(list(job_ids)), Job.status.in_([JobStatus.queued.value, JobStatus.running.value])
+        )
+        return set((await session.execute(statement)).scalars())
+
 
 job_repository = JobRepository()

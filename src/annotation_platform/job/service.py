@@ -8,6 +8,7 @@ with conditional updates (`queued -> running` only from `queued`), so a duplicat
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -26,6 +27,8 @@ from annotation_platform.job.repository import job_repository
 from annotation_platform.job.schemas import JobErrorRead, JobRead
 from annotation_platform.models import Job, JobKind, JobStatus, User
 from annotation_platform.models.job import FINISHED_STATUSES
+
+logger = logging.getLogger(__name__)
 
 TASK_OF_KIND = {
     JobKind.import_.value: "imports.run",
@@ -151,7 +154,7 @@ class JobService:
             result=None,
             started_at=None,
             finished_at=None,
-            heartbeat_at=None,
+            heartbeat_at=utcnow(),
         )
         if not moved:
             raise JobNotRetryable(f"The job is {job.status}.")
@@ -254,12 +257,22 @@ class JobService:
             await job_repository.add_errors(session, job_id, errors[:MAX_STORED_ERRORS])
         return finished
 
-    async def reap(self, session: AsyncSession, *, timeout_seconds: int) -> int:
-        """Fails running jobs whose worker has been silent too long; they can be retried."""
+    async def reap(self, session: AsyncSession, *, settings: Settings) -> tuple[int, int]:
+        """Fails running jobs whose worker has been silent too long (they can be retried), and sends again the
+        tasks of jobs queued too long (their message was lost). Returns (failed, sent again)."""
         now = utcnow()
-        return await job_repository.fail_silent_running(
-            session, now - timedelta(seconds=timeout_seconds), now, WORKER_LOST.format(seconds=timeout_seconds)
+        timeout = settings.job_heartbeat_timeout_seconds
+        failed = await job_repository.fail_silent_running(
+            session, now - timedelta(seconds=timeout), now, WORKER_LOST.format(seconds=timeout)
         )
+        stale = await job_repository.mark_resent(
+            session, now - timedelta(seconds=settings.job_resend_after_seconds), now
+        )
+        for job_id, kind in stale:
+            enqueue_after_commit(session, TASK_OF_KIND[kind], str(job_id))
+        if stale:
+            logger.warning("sent %d queued job(s) again: their tasks had not started", len(stale))
+        return failed, len(stale)
 
 
 job_service = JobService()

@@ -1,6 +1,6 @@
-"""api_keys: adds one table; everything the backups migration kept must come through untouched.
+"""api_keys: adds one table; everything the offsets-trigger migration kept must come through untouched.
 
-The rows and their checks are those of the backups migration (`d7d36adf5936.py`), loaded from beside this file.
+The rows and their checks are those of the offsets-trigger migration (`5b0c2e9a41d7.py`), loaded from beside this file.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection
 
 
 def _previous() -> ModuleType:
-    path = Path(__file__).with_name("d7d36adf5936.py")
-    spec = importlib.util.spec_from_file_location("migration_data_d7d36adf5936", path)
+    path = Path(__file__).with_name("5b0c2e9a41d7.py")
+    spec = importlib.util.spec_from_file_location("migration_data_5b0c2e9a41d7", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)

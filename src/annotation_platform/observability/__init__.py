@@ -1,0 +1,1 @@
+"""Logs, metrics and error tracking: what the people who run the service see of it."""
