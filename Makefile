@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-sqlite test-postgres lint format migration migrations-check bench-core bench-import bench-export lock ci clean
+.PHONY: help run test test-sqlite test-postgres lint security format migration migrations-check bench-core bench-import bench-export lock ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -39,6 +39,10 @@ lint: $(BIN)/.dev ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+security: $(BIN)/.dev ## bandit on the code; pip-audit of the lock files (PIP_AUDIT_REQUIRED=1: unreachable service fails)
+	$(BIN)/bandit -q -r src workers
+	$(BIN)/python .ci/audit_dependencies.py
 
 format: $(BIN)/.dev ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -78,7 +82,7 @@ deploy-tools: ## Debian's docker-compose and promtool (package prometheus), for 
 deploy-check: $(BIN)/.dev deploy-tools ## Dockerfile (hadolint), compose files, alert rules (promtool), Kubernetes manifests
 	BIN=$(BIN) deploy/check.sh
 
-ci: lint test deploy-check ## what CI runs (everything that needs no Docker engine)
+ci: lint security test deploy-check ## what CI runs (everything that needs no Docker engine)
 
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -107,6 +107,10 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "data_dir": data_dir,
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
         "session_touch_interval_seconds": 3600,
+        # The suite registers and logs in hundreds of users from one address, and its tests share one app (and
+        # so one set of in-memory counters): the tests of limits and lockouts build apps that enable them.
+        "rate_limit_enabled": False,
+        "login_lockout_attempts": 0,
         **overrides,
     }
     return Settings(**values)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import smtplib
 import uuid
 
+import httpx
+
 from annotation_platform.agreement.service import run_agreement
+from annotation_platform.audit.alerts import ALERT_TASK, send_alert
 from annotation_platform.backup.service import run_backup, run_scheduled_backup
 from annotation_platform.data_export.service import export_service, run_export
 from annotation_platform.data_import.service import import_service, run_import
 from annotation_platform.job.service import job_service
+from annotation_platform.mail.service import SEND_TASK, deliver
 from workers.app import app, runtime
 
 
@@ -79,3 +84,23 @@ def run_agreement_task(job_id: str) -> None:
     """Computes the agreement report of a container (or a project) too big to compute in the request."""
     current = runtime()
     current.run(run_agreement(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
+
+
+@app.task(
+    name=SEND_TASK,
+    autoretry_for=(smtplib.SMTPException, OSError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def send_mail_task(to: str, subject: str, body: str) -> str:
+    """Delivers one mail (SMTP, or the outbox folder); an unreachable server is retried with backoff."""
+    return deliver(runtime().settings, to=to, subject=subject, body=body)
+
+
+@app.task(
+    name=ALERT_TASK, autoretry_for=(smtplib.SMTPException, OSError, httpx.HTTPError), retry_backoff=True, max_retries=5
+)
+def send_security_alert_task(event_id: str) -> int:
+    """Mails the superusers and/or calls the webhook about one security event (SECURITY_ALERT_*)."""
+    current = runtime()
+    return current.run(send_alert(current.sessionmaker, uuid.UUID(event_id), settings=current.settings))

@@ -89,7 +89,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         config = args.config or find_gunicorn_config()
         # exec: gunicorn takes this process's place, so SIGTERM from the container runtime reaches it directly.
         command = [sys.executable, "-m", "gunicorn", "--config", str(config), "--bind", f"{host}:{port}"]
-        os.execv(sys.executable, command)  # noqa: S606 - our own interpreter, fixed arguments
+        os.execv(sys.executable, command)  # noqa: S606 - our own interpreter, fixed arguments  # nosec B606
     import uvicorn
 
     uvicorn.run(

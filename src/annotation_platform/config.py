@@ -5,14 +5,16 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
-from pydantic import Field, model_validator
+from limits import parse as parse_limit
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name  # nosec B105
 MIN_SECRET_KEY_LENGTH = 32
 WEAK_SECRET_KEYS = frozenset({"changeme", "change-me", "secret", "secret_key", "dev", "development", "test"})
 
@@ -65,6 +67,64 @@ class Settings(BaseSettings):
         default=None, description="Absolute base URL used in Link headers when behind a proxy."
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    ip_allowlist: str = Field(
+        default="", description="Comma-separated CIDRs; when set, other client addresses get 403 (health excepted)."
+    )
+
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins browsers may call the API from; empty = none (no CORS)."
+    )
+    allowed_hosts: str = Field(
+        default="", description="Comma-separated Host names the service answers (`*.example.org` allowed); empty = any."
+    )
+
+    # Rate limits (`limits` syntax: "600/minute", "10 per 5 minutes"), counted in Redis when REDIS_URL is set.
+    rate_limit_enabled: bool = Field(default=True, description="Rate limits on or off.")
+    rate_limit_default: str = Field(default="600/minute", description="Per API key, else per user.")
+    rate_limit_auth: str = Field(default="10/minute", description="Login, registration, password reset: per address.")
+    login_lockout_attempts: int = Field(default=5, ge=0, description="Failed logins that lock an account; 0 = never.")
+    login_lockout_seconds: int = Field(default=900, ge=1, description="How long a lockout lasts.")
+    denied_burst_threshold: int = Field(
+        default=20, ge=0, description="403/404 answers to one user in the window that raise a security event; 0 = off."
+    )
+    denied_burst_window_seconds: int = Field(default=60, ge=1, description="The window of DENIED_BURST_THRESHOLD.")
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = none.",
+    )
+
+    # Mail (password reset, email verification), sent by the worker: SMTP when SMTP_HOST is set, else `.eml`
+    # files in DATA_DIR/outbox.
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset = mail goes to DATA_DIR/outbox.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, when the server wants one.")
+    smtp_password: str | None = Field(default=None, repr=False, description="SMTP password.")
+    smtp_from: str = Field(default="annotation-platform@localhost", description="Sender address of the mail.")
+    smtp_tls: bool = Field(default=False, description="STARTTLS after connecting.")
+    password_reset_token_lifetime_seconds: int = Field(default=3600, ge=60, description="How long a reset token works.")
+    verification_token_lifetime_seconds: int = Field(
+        default=2 * 24 * 3600, ge=60, description="How long an email verification token works."
+    )
+
+    # Login through an OpenID Connect provider (`/auth/oauth/{OIDC_PROVIDER_NAME}/...`); off while OIDC_ISSUER is unset.
+    oidc_issuer: str | None = Field(
+        default=None, description="Issuer URL; discovery at /.well-known/openid-configuration."
+    )
+    oidc_client_id: str | None = Field(default=None, description="This service's client id at the provider.")
+    oidc_client_secret: str | None = Field(default=None, repr=False, description="The client's secret.")
+    oidc_provider_name: str = Field(
+        default="oidc", pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="The name in /api/v1/auth/oauth/{name}/."
+    )
+    oidc_scopes: str = Field(default="openid email profile", description="Scopes asked of the provider.")
+    oidc_associate_by_email: bool = Field(
+        default=False, description="Log a provider user into the existing account with the same (verified) email."
+    )
+
+    # Alerts on security events (lockouts, API keys, role changes, account administration), sent by the worker.
+    security_alert_emails: bool = Field(default=False, description="Mail every active superuser about them.")
+    security_alert_webhook_url: str | None = Field(
+        default=None, description="POST each as JSON here, signed with SECRET_KEY (X-Signature-SHA256)."
+    )
 
     # Background work (Celery). Without REDIS_URL the broker is a folder in DATA_DIR (kombu's filesystem transport).
     queue_name: str = Field(default="annotation-platform", description="The Celery queue the API sends work to.")
@@ -151,6 +211,22 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @field_validator("trusted_proxies", "ip_allowlist")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @field_validator("rate_limit_default", "rate_limit_auth")
+    @classmethod
+    def _limit_parses(cls, value: str) -> str:
+        parse_limit(value)
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return parse_networks(self.trusted_proxies)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -189,6 +265,11 @@ class Settings(BaseSettings):
         path.touch(mode=0o600)
         path.write_text(key)
         return key
+
+
+def parse_networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """`10.0.0.0/8, 192.168.1.7` -> networks; a bare address is a network of one. Raises ValueError when invalid."""
+    return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
 def normalise_database_url(url: str) -> str:

@@ -15,14 +15,20 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from annotation_platform import __version__
 from annotation_platform.agreement.endpoints import router as agreement_router
 from annotation_platform.annotation.endpoints import router as annotation_router
+from annotation_platform.api_key.endpoints import router as api_key_router
+from annotation_platform.audit.endpoints import router as audit_router
+from annotation_platform.audit.monitor import DeniedAccessMonitor
 from annotation_platform.auth.endpoints import router as auth_router
 from annotation_platform.backup.endpoints import router as backup_router
-from annotation_platform.config import Settings, get_settings
+from annotation_platform.config import Environment, Settings, get_settings, parse_networks
 from annotation_platform.container.endpoints import router as container_router
+from annotation_platform.core.clients import IpAllowListMiddleware
 from annotation_platform.core.db import create_engine, create_sessionmaker
 from annotation_platform.core.errors import (
     ERROR_REFERENCE_PATH,
@@ -30,9 +36,16 @@ from annotation_platform.core.errors import (
     AppError,
     install_error_handlers,
 )
+from annotation_platform.core.http_security import (
+    CORS_ALLOWED_HEADERS,
+    CORS_EXPOSED_HEADERS,
+    SecurityHeadersMiddleware,
+    split_list,
+)
 from annotation_platform.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from annotation_platform.core.migrations import MigrationsNotFound, head_revisions
 from annotation_platform.core.queue import create_celery
+from annotation_platform.core.rate_limit import RateLimiter, RateLimitHeadersMiddleware
 from annotation_platform.data_export.endpoints import router as export_router
 from annotation_platform.data_import.endpoints import router as import_router
 from annotation_platform.health.endpoints import router as health_router
@@ -55,7 +68,8 @@ A multi-user annotation backend: projects hold containers (a chat room, a docume
 items (chat turns, paragraphs), and project members annotate items.
 
 * **Authentication**: `POST /api/v1/auth/jwt/login` with form fields `username` (your email) and `password`
-  returns a bearer token; send it as `Authorization: Bearer <token>`.
+  returns a bearer token; send it as `Authorization: Bearer <token>`. Scripts may use an API key
+  (`POST /api/v1/api-keys`) as `X-API-Key: <key>` instead.
 * **Lists** are cursor-paginated: `limit` (1-500, default 50) and `cursor` (the previous page's `next_cursor`).
 * **Errors** are `application/problem+json` documents with a stable `code`; see [the error reference](/errors).
 * Resources you may not see answer **404**; those you may see but not change answer **403**.
@@ -64,6 +78,7 @@ items (chat turns, paragraphs), and project members annotate items.
 OPENAPI_TAGS = [
     {"name": "auth", "description": "Registration, login and logout."},
     {"name": "users", "description": "Your own account, and account administration."},
+    {"name": "api-keys", "description": "Your API keys: scoped, expiring, IP-restricted credentials for scripts."},
     {"name": "projects", "description": "Projects: units of work with their own members."},
     {"name": "members", "description": "Who belongs to a project, with which role."},
     {
@@ -77,6 +92,7 @@ OPENAPI_TAGS = [
     {"name": "exports", "description": "Writing a project's items and annotations to JSON Lines, JSON or CSV."},
     {"name": "backups", "description": "Database backups (superusers): list them, take one now."},
     {"name": "agreement", "description": "Inter-annotator agreement, disagreements, and adjudicated gold sets."},
+    {"name": "audit", "description": "The audit trail: who changed what, when, from where."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
 ]
 
@@ -117,18 +133,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.warning("migration scripts not found; /health/ready will report not ready")
         app.state.migration_heads = None
 
+    app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeadersMiddleware)
+    if settings.denied_burst_threshold:
+        app.add_middleware(DeniedAccessMonitor, settings=settings)
+    if settings.ip_allowlist:
+        app.add_middleware(IpAllowListMiddleware, networks=parse_networks(settings.ip_allowlist))
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
-    app.add_middleware(RequestIdMiddleware)
+    _install_http_security(app, settings)
+    app.add_middleware(RequestIdMiddleware)  # outside the allow-list, so that its 403 carries a request id too
 
     api = APIRouter(prefix=API_PREFIX)
     for router in (
         auth_router,
         user_router,
+        api_key_router,
         project_router,
         member_router,
         container_router,
@@ -139,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         export_router,
         backup_router,
         agreement_router,
+        audit_router,
     ):
         api.include_router(router)
     app.include_router(api)
@@ -151,6 +176,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _install_http_security(app: FastAPI, settings: Settings) -> None:
+    """Security headers on every response; CORS for the configured origins; only the configured Host names."""
+    app.add_middleware(SecurityHeadersMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=split_list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=CORS_ALLOWED_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
+    if settings.allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=split_list(settings.allowed_hosts))
+    elif settings.environment is Environment.production:
+        logger.warning("ALLOWED_HOSTS is not set: the service answers requests for any Host header")
 
 
 def _install_docs(app: FastAPI) -> None:

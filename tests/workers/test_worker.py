@@ -59,6 +59,10 @@ def worker_env(settings: Settings) -> dict[str, str]:
         BROKER_KEY_PREFIX=settings.broker_key_prefix,
         IMPORT_BATCH_SIZE=str(settings.import_batch_size),
         JOB_HEARTBEAT_TIMEOUT_SECONDS=str(settings.job_heartbeat_timeout_seconds),
+        SMTP_HOST=settings.smtp_host or "",
+        SMTP_PORT=str(settings.smtp_port),
+        SECURITY_ALERT_EMAILS=str(settings.security_alert_emails).lower(),
+        SECURITY_ALERT_WEBHOOK_URL=settings.security_alert_webhook_url or "",
         PYTHONUNBUFFERED="1",
     )
     return env

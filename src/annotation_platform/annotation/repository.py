@@ -19,16 +19,17 @@ class AnnotationRepository:
     def with_role(self, user: User) -> Select[Any]:
         membership = (Membership.project_id == Container.project_id) & (Membership.user_id == user.id)
         return (
-            select(Annotation, Membership.role)
+            select(Annotation, Membership.role, Container.project_id)
             .join(Container, Container.id == Annotation.container_id)
             .outerjoin(Membership, membership)
         )
 
     async def get_with_role(
         self, session: AsyncSession, annotation_id: uuid.UUID, user: User
-    ) -> tuple[Annotation, str | None] | None:
+    ) -> tuple[Annotation, str | None, uuid.UUID] | None:
+        """The annotation, the caller's role in its project (None if not a member), and that project's id."""
         row = (await session.execute(self.with_role(user).where(Annotation.id == annotation_id))).first()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
 
     def _filtered(
         self,

@@ -16,8 +16,9 @@ from annotation_platform.annotation.schemas import (
     AnnotationRead,
     AnnotationUpdate,
 )
+from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.container.service import ContainerAccess
-from annotation_platform.core.errors import Conflict, Forbidden, PreconditionFailed, ValidationFailed
+from annotation_platform.core.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.types import utcnow
@@ -54,6 +55,7 @@ class ConcurrentChange(Conflict):
 class AnnotationAccess:
     annotation: Annotation
     role: Role
+    project_id: uuid.UUID
 
 
 def etag_of(annotation: Annotation | AnnotationRead) -> str:
@@ -75,8 +77,12 @@ def _to_read(annotation: Annotation) -> AnnotationRead:
 class AnnotationService:
     async def access(self, session: AsyncSession, *, annotation_id: uuid.UUID, user: User) -> AnnotationAccess:
         found = await annotation_repository.get_with_role(session, annotation_id, user)
-        annotation, role = authorize_found(found, user, Action.read, "annotation")
-        return AnnotationAccess(annotation=annotation, role=role)
+        if found is None:
+            raise NotFound("No such annotation.")
+        annotation, role = authorize_found(
+            None if found is None else (found[0], found[1]), user, Action.read, "annotation"
+        )
+        return AnnotationAccess(annotation=annotation, role=role, project_id=found[2])
 
     async def page(
         self,
@@ -108,6 +114,14 @@ class AnnotationService:
             )
         row = self._row(item_id=item.id, container_id=item.container_id, user=user, data=data)
         await annotation_repository.insert_many(session, [row])
+        audit_service.record(
+            session,
+            action="annotation.create",
+            resource_type="annotation",
+            resource_id=row["id"],
+            project_id=access.project_id,
+            after={"item_id": item.id, "type": data.type},
+        )
         return AnnotationRead.model_validate(row)
 
     async def bulk_create(
@@ -155,6 +169,14 @@ class AnnotationService:
         if errors:
             raise BulkRowsInvalid(f"{len(errors)} of {len(rows)} rows are invalid; nothing was written.", errors=errors)
         await annotation_repository.insert_many(session, values)
+        audit_service.record(
+            session,
+            action="annotation.bulk_create",
+            resource_type="container",
+            resource_id=container_id,
+            project_id=access.container.project_id,
+            after={"annotations_created": len(values)},
+        )
         return [AnnotationRead.model_validate(value) for value in values]
 
     async def update(
@@ -182,8 +204,20 @@ class AnnotationService:
         )
         if not written:
             raise PreconditionFailed() if if_match is not None else ConcurrentChange()
+        before = _to_read(annotation)
         await session.refresh(annotation)
-        return _to_read(annotation)
+        after = _to_read(annotation)
+        old, new = changed_fields(before, after)
+        audit_service.record(
+            session,
+            action="annotation.update",
+            resource_type="annotation",
+            resource_id=annotation.id,
+            project_id=access.project_id,
+            before=old,
+            after=new,
+        )
+        return after
 
     async def delete(
         self, session: AsyncSession, *, access: AnnotationAccess, user: User, if_match: str | None
@@ -194,6 +228,20 @@ class AnnotationService:
         )
         if not deleted:
             raise PreconditionFailed() if if_match is not None else ConcurrentChange()
+        audit_service.record(
+            session,
+            action="annotation.delete",
+            resource_type="annotation",
+            resource_id=annotation.id,
+            project_id=access.project_id,
+            before={
+                "item_id": annotation.item_id,
+                "type": annotation.type,
+                "data": annotation.data,
+                "created_by": annotation.created_by,
+                "version": annotation.version,
+            },
+        )
 
     def _writable(self, access: AnnotationAccess, user: User, if_match: str | None) -> Annotation:
         annotation = access.annotation

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
+from annotation_platform.api_key.service import api_key_service
+from annotation_platform.audit.context import AuditContext, bind_context
 from annotation_platform.auth.service import Principal, auth_service
 from annotation_platform.config import SettingsDep
+from annotation_platform.core.clients import client_ip
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import Forbidden
+from annotation_platform.core.rate_limit import rate_limiter_of
 from annotation_platform.models import User
 
 LOGIN_PATH = "/api/v1/auth/jwt/login"
@@ -22,14 +26,34 @@ bearer_scheme = OAuth2PasswordBearer(
     auto_error=False,
 )
 
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="apiKey",
+    description="`X-API-Key: <key>`, a key from `POST /api/v1/api-keys` (scopes, expiry and IP ranges apply).",
+    auto_error=False,
+)
+
 
 async def current_principal(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     token: Annotated[str | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
-    principal = await auth_service.authenticate(session, settings, token=token)
+    """The caller, from a bearer token or else an API key."""
+    if token or not api_key:
+        principal = await auth_service.authenticate(session, settings, token=token)
+    else:
+        principal = await api_key_service.authenticate(
+            session, settings, key=api_key, method=request.method, ip=client_ip(request)
+        )
+    bind_context(session, AuditContext.of_request(request, user_id=principal.user.id, api_key_id=principal.api_key_id))
+    limiter = rate_limiter_of(request)
+    if principal.api_key_id is not None:
+        await limiter.hit(request, limiter.default, "key", str(principal.api_key_id))
+    else:
+        await limiter.hit(request, limiter.default, "user", str(principal.user.id))
     request.state.user_id = principal.user.id
     return principal
 
@@ -45,7 +69,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 async def current_superuser(user: CurrentUser) -> User:
-    if not user.is_superuser:
+    if not user.acts_as_superuser:
         raise Forbidden("This operation is for administrators.")
     return user
 

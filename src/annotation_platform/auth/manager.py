@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from fastapi import Request
 from fastapi_users import BaseUserManager, UUIDIDMixin
 from fastapi_users.exceptions import InvalidPasswordException
 from fastapi_users.password import PasswordHelper
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.auth.passwords import password_problems
 from annotation_platform.config import Environment, Settings
+from annotation_platform.mail.service import enqueue_mail
 from annotation_platform.models import User
 
 
@@ -60,10 +62,43 @@ def password_helper_for(settings: Settings) -> PasswordHelper:
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignore[type-var]
     def __init__(self, user_db: UserDatabase, settings: Settings) -> None:
         super().__init__(user_db, password_helper_for(settings))
+        self.session = user_db.session
         self.settings = settings
         secret = settings.resolved_secret_key()
         self.reset_password_token_secret = secret
         self.verification_token_secret = secret
+        self.reset_password_token_lifetime_seconds = settings.password_reset_token_lifetime_seconds
+        self.verification_token_lifetime_seconds = settings.verification_token_lifetime_seconds
+
+    async def on_after_forgot_password(self, user: User, token: str, request: Request | None = None) -> None:
+        minutes = self.reset_password_token_lifetime_seconds // 60
+        enqueue_mail(
+            self.session,
+            to=user.email,
+            subject="Reset your annotation-platform password",
+            body=(
+                "Someone (hopefully you) asked to reset the password of your annotation-platform account.\n\n"
+                "To choose a new password, send POST /api/v1/auth/reset-password with\n"
+                '{"token": "<the token below>", "password": "<your new password>"}\n\n'
+                f"{token}\n\n"
+                f"The token works once, for {minutes} minutes. If you did not ask for this, ignore this mail:\n"
+                "your password stays as it is.\n"
+            ),
+        )
+
+    async def on_after_request_verify(self, user: User, token: str, request: Request | None = None) -> None:
+        hours = self.verification_token_lifetime_seconds // 3600
+        enqueue_mail(
+            self.session,
+            to=user.email,
+            subject="Confirm your email address for annotation-platform",
+            body=(
+                "To confirm that this address is yours, send POST /api/v1/auth/verify with\n"
+                '{"token": "<the token below>"}\n\n'
+                f"{token}\n\n"
+                f"The token is valid for {hours} hours. If you did not ask for this, ignore this mail.\n"
+            ),
+        )
 
     async def validate_password(self, password: str, user: Any) -> None:
         problems = password_problems(

@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
 from annotation_platform.models import AuthSession, User
 
 
 class AuthSessionRepository:
+    keyset = Keyset(columns=(AuthSession.id,), kinds=(uuid.UUID,))
+
     async def add(self, session: AsyncSession, auth_session: AuthSession) -> None:
         session.add(auth_session)
         await session.flush()
@@ -32,6 +35,32 @@ class AuthSessionRepository:
 
     async def delete(self, session: AsyncSession, *, session_id: uuid.UUID) -> None:
         await session.execute(delete(AuthSession).where(AuthSession.id == session_id))
+
+    async def delete_all_but(self, session: AsyncSession, *, user_id: uuid.UUID, keep: uuid.UUID | None) -> None:
+        """End every session of the user, except `keep` (the one making the request) when given."""
+        statement = delete(AuthSession).where(AuthSession.user_id == user_id)
+        if keep is not None:
+            statement = statement.where(AuthSession.id != keep)
+        await session.execute(statement)
+
+    async def get_live_own(
+        self, session: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
+    ) -> AuthSession | None:
+        statement = select(AuthSession).where(
+            AuthSession.id == session_id, AuthSession.user_id == user_id, AuthSession.expires_at > now
+        )
+        return (await session.execute(statement)).scalar_one_or_none()
+
+    async def page_live(
+        self, session: AsyncSession, *, user_id: uuid.UUID, now: datetime, params: PageParams
+    ) -> tuple[list[AuthSession], str | None]:
+        statement = select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.expires_at > now)
+        rows, cursor = await fetch_page(session, statement, self.keyset, params, lambda r: (r[0].id,))
+        return [row[0] for row in rows], cursor
+
+    async def count_live(self, session: AsyncSession, *, user_id: uuid.UUID, now: datetime) -> int:
+        statement = select(func.count()).where(AuthSession.user_id == user_id, AuthSession.expires_at > now)
+        return int((await session.execute(statement)).scalar_one())
 
     async def delete_expired(self, session: AsyncSession, *, user_id: uuid.UUID, now: datetime) -> None:
         await session.execute(delete(AuthSession).where(AuthSession.user_id == user_id, AuthSession.expires_at <= now))

@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.container.repository import container_repository
 from annotation_platform.container.schemas import ContainerCreate, ContainerRead, ContainerUpdate
 from annotation_platform.core.errors import Conflict, ValidationFailed
@@ -67,6 +68,14 @@ class ContainerService:
             raise ContainerNameTaken()
         container = Container(id=uuid7(), project_id=access.project.id, item_count=0, **data.model_dump())
         await container_repository.add(session, container)
+        audit_service.record(
+            session,
+            action="container.create",
+            resource_type="container",
+            resource_id=container.id,
+            project_id=container.project_id,
+            after=data,
+        )
         return ContainerRead.model_validate(container)
 
     async def page(
@@ -81,6 +90,7 @@ class ContainerService:
         if "item_schema" in changes:
             check_item_schema(changes["item_schema"])
         container = access.container
+        before = ContainerRead.model_validate(container)
         if "name" in changes and await container_repository.name_taken(
             session, container.project_id, changes["name"], excluding=container.id
         ):
@@ -88,10 +98,30 @@ class ContainerService:
         for key, value in changes.items():
             setattr(container, key, value)
         await session.flush()
-        return ContainerRead.model_validate(container)
+        after = ContainerRead.model_validate(container)
+        old, new = changed_fields(before, after)
+        audit_service.record(
+            session,
+            action="container.update",
+            resource_type="container",
+            resource_id=container.id,
+            project_id=container.project_id,
+            before=old,
+            after=new,
+        )
+        return after
 
     async def delete(self, session: AsyncSession, *, access: ContainerAccess) -> None:
-        await container_repository.delete(session, access.container)
+        container = access.container
+        audit_service.record(
+            session,
+            action="container.delete",
+            resource_type="container",
+            resource_id=container.id,
+            project_id=container.project_id,
+            before={"name": container.name, "item_count": container.item_count},
+        )
+        await container_repository.delete(session, container)
 
 
 container_service = ContainerService()

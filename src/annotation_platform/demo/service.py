@@ -55,7 +55,7 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> str:
     owner_email = f"owner@{DEMO_DOMAIN}"
     if await user_repository.email_exists(session, owner_email):
         return f"The demo is already loaded (accounts @{DEMO_DOMAIN}); nothing was changed."
-    rng = random.Random(10)  # noqa: S311 - demo content, not security
+    rng = random.Random(10)  # noqa: S311 - demo content, not security  # nosec B311
     credentials: list[tuple[str, str, str]] = []
 
     async def account(name: str) -> User:

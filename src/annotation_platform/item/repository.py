@@ -20,16 +20,17 @@ class ItemRepository:
     def with_role(self, user: User) -> Select[Any]:
         membership = (Membership.project_id == Container.project_id) & (Membership.user_id == user.id)
         return (
-            select(Item, Membership.role)
+            select(Item, Membership.role, Container.project_id)
             .join(Container, Container.id == Item.container_id)
             .outerjoin(Membership, membership)
         )
 
     async def get_with_role(
         self, session: AsyncSession, item_id: uuid.UUID, user: User
-    ) -> tuple[Item, str | None] | None:
+    ) -> tuple[Item, str | None, uuid.UUID] | None:
+        """The item, the caller's role in its project (None if not a member), and that project's id."""
         row = (await session.execute(self.with_role(user).where(Item.id == item_id))).first()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
 
     async def page(
         self, session: AsyncSession, container_id: uuid.UUID, params: PageParams

@@ -13,9 +13,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.container.repository import container_repository
 from annotation_platform.container.service import ContainerAccess
-from annotation_platform.core.errors import AppError, Conflict, ValidationFailed
+from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.types import utcnow
@@ -70,6 +71,7 @@ class RowError:
 class ItemAccess:
     item: Item
     role: Role
+    project_id: uuid.UUID
 
 
 def _to_read(item: Item) -> ItemRead:
@@ -78,8 +80,11 @@ def _to_read(item: Item) -> ItemRead:
 
 class ItemService:
     async def access(self, session: AsyncSession, *, item_id: uuid.UUID, user: User, action: Action) -> ItemAccess:
-        item, role = authorize_found(await item_repository.get_with_role(session, item_id, user), user, action, "item")
-        return ItemAccess(item=item, role=role)
+        found = await item_repository.get_with_role(session, item_id, user)
+        if found is None:
+            raise NotFound("No such item.")
+        item, role = authorize_found((found[0], found[1]), user, action, "item")
+        return ItemAccess(item=item, role=role, project_id=found[2])
 
     async def page(
         self, session: AsyncSession, *, access: ContainerAccess, params: PageParams
@@ -93,7 +98,16 @@ class ItemService:
         if errors:
             first = errors[0]
             raise first.kind(first.message, errors=[error.detail("body") for error in errors])
-        return (await self._insert(session, access.container, rows))[0]
+        created = (await self._insert(session, access.container, rows))[0]
+        audit_service.record(
+            session,
+            action="item.create",
+            resource_type="item",
+            resource_id=created.id,
+            project_id=access.container.project_id,
+            after={"container_id": created.container_id, "external_id": created.external_id},
+        )
+        return created
 
     async def bulk_create(
         self, session: AsyncSession, *, access: ContainerAccess, items: list[ItemCreate]
@@ -104,10 +118,20 @@ class ItemService:
                 f"{len({e.index for e in errors})} of {len(items)} rows are invalid; nothing was written.",
                 errors=[error.detail("body", "items", error.index) for error in errors],
             )
-        return await self._insert(session, access.container, rows)
+        created = await self._insert(session, access.container, rows)
+        audit_service.record(
+            session,
+            action="item.bulk_create",
+            resource_type="container",
+            resource_id=access.container.id,
+            project_id=access.container.project_id,
+            after={"items_created": len(created)},
+        )
+        return created
 
     async def update(self, session: AsyncSession, *, access: ItemAccess, data: ItemUpdate) -> ItemRead:
         item = access.item
+        before = _to_read(item)
         changes = data.model_dump(exclude_unset=True)
         container = await self._container(session, item)
         if "metadata" in changes:
@@ -140,10 +164,29 @@ class ItemService:
         for key, value in changes.items():
             setattr(item, key, value)
         await session.flush()
-        return _to_read(item)
+        after = _to_read(item)
+        old, new = changed_fields(before, after)
+        audit_service.record(
+            session,
+            action="item.update",
+            resource_type="item",
+            resource_id=item.id,
+            project_id=access.project_id,
+            before=old,
+            after=new,
+        )
+        return after
 
     async def delete(self, session: AsyncSession, *, access: ItemAccess) -> None:
         item = access.item
+        audit_service.record(
+            session,
+            action="item.delete",
+            resource_type="item",
+            resource_id=item.id,
+            project_id=access.project_id,
+            before={"container_id": item.container_id, "external_id": item.external_id},
+        )
         await item_repository.detach_children(session, item)
         await item_repository.delete(session, item)
         await container_repository.add_to_item_count(session, item.container_id, -1)

@@ -20,9 +20,9 @@ from annotation_platform.core.errors import (
 from annotation_platform.core.ids import path_id
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
 from annotation_platform.core.routing import ApiRoute
-from annotation_platform.member.schemas import MemberPut, MemberRead
+from annotation_platform.member.schemas import MemberPut, MemberRead, OwnershipTransfer
 from annotation_platform.member.service import LastOwner, member_service
-from annotation_platform.project.dependencies import ProjectReader
+from annotation_platform.project.dependencies import ProjectOwner, ProjectReader
 
 router = APIRouter(prefix="/projects/{project_id}/members", tags=["members"], route_class=ApiRoute)
 
@@ -95,3 +95,18 @@ async def delete_member(user_id: UserIdPath, access: ProjectReader, user: Curren
     """Remove a member. Anyone may leave; removing others follows the same rules as changing their role."""
     await member_service.remove(session, access=access, caller=user, user_id=path_id(user_id, "member"))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/transfer-ownership",
+    operation_id="transferOwnership",
+    response_model=MemberRead,
+    responses=problem_responses(
+        NotAuthenticated, Forbidden, NotFound, ValidationFailed, MalformedJson, UnsupportedMediaType
+    ),
+)
+async def transfer_ownership(
+    body: OwnershipTransfer, access: ProjectOwner, user: CurrentUser, session: SessionDep
+) -> MemberRead:
+    """Make another member owner (owners only); the caller becomes manager. Returns the new owner's membership."""
+    return await member_service.transfer_ownership(session, access=access, caller=user, user_id=body.user_id)

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from annotation_platform.core.schemas import Id, InputModel, ReadModel
+from pydantic import Field
+
+from annotation_platform.core.schemas import Id, IdRef, InputModel, ReadModel
 from annotation_platform.models import Role
 
 
@@ -15,3 +17,7 @@ class MemberRead(ReadModel):
 
 class MemberPut(InputModel):
     role: Role
+
+
+class OwnershipTransfer(InputModel):
+    user_id: IdRef = Field(description="The member who becomes owner; the caller stays on as manager.")

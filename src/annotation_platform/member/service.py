@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.audit.service import audit_service
 from annotation_platform.core.errors import Conflict, Forbidden, NotFound
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.member.repository import member_repository
@@ -61,11 +62,13 @@ class MemberService:
         if membership is None:
             membership = Membership(project_id=access.project.id, user_id=user_id, role=role)
             await member_repository.add(session, membership)
+            self._audit(session, "member.add", access, user_id, before=None, after={"role": role})
         elif current is not role:
             if current is Role.owner:
                 await self._keep_an_owner(session, access.project.id, leaving=user_id)
             membership.role = role
             await session.flush()
+            self._audit(session, "member.role_change", access, user_id, before={"role": current}, after={"role": role})
         return MemberRead(user_id=user.id, username=user.username, role=role, added_at=membership.added_at), (
             current is None
         )
@@ -79,6 +82,57 @@ class MemberService:
         if membership.role == Role.owner:
             await self._keep_an_owner(session, access.project.id, leaving=user_id)
         await member_repository.delete(session, membership)
+        self._audit(session, "member.remove", access, user_id, before={"role": membership.role}, after=None)
+
+    async def transfer_ownership(
+        self, session: AsyncSession, *, access: ProjectAccess, caller: User, user_id: uuid.UUID
+    ) -> MemberRead:
+        """Make a member owner and step the calling owner down to manager, in one transaction.
+
+        A superuser who is not an owner hands ownership over without stepping anyone down.
+        """
+        target = await member_repository.get(session, access.project.id, user_id)
+        if target is None:
+            raise NotFound("No such member.")
+        self._audit(
+            session, "member.role_change", access, user_id, before={"role": target.role}, after={"role": "owner"}
+        )
+        target.role = Role.owner
+        if user_id != caller.id:
+            mine = await member_repository.get(session, access.project.id, caller.id)
+            if mine is not None and mine.role == Role.owner:
+                mine.role = Role.manager
+                self._audit(
+                    session,
+                    "member.role_change",
+                    access,
+                    caller.id,
+                    before={"role": "owner"},
+                    after={"role": "manager"},
+                )
+        await session.flush()
+        row = await member_repository.get_row(session, access.project.id, user_id)
+        return _to_read(row)
+
+    def _audit(
+        self,
+        session: AsyncSession,
+        action: str,
+        access: ProjectAccess,
+        user_id: uuid.UUID,
+        *,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        audit_service.record(
+            session,
+            action=action,
+            resource_type="member",
+            resource_id=user_id,
+            project_id=access.project.id,
+            before=before,
+            after=after,
+        )
 
     def _check_may_assign(self, access: ProjectAccess, *, current: Role | None, new: Role | None) -> None:
         if not role_allows(access.role, Action.manage):

@@ -2,17 +2,22 @@
 
 from annotation_platform.models.agreement import AgreementResult
 from annotation_platform.models.annotation import Annotation
+from annotation_platform.models.api_key import ApiKey
+from annotation_platform.models.audit import AuditEvent
 from annotation_platform.models.backup import Backup
 from annotation_platform.models.base import Base
 from annotation_platform.models.container import Container
 from annotation_platform.models.item import Item
 from annotation_platform.models.job import Job, JobError, JobKind, JobStatus
+from annotation_platform.models.oauth import OAuthAccount
 from annotation_platform.models.project import Membership, Project, Role
 from annotation_platform.models.user import AuthSession, User
 
 __all__ = [
     "AgreementResult",
     "Annotation",
+    "ApiKey",
+    "AuditEvent",
     "AuthSession",
     "Backup",
     "Base",
@@ -23,6 +28,7 @@ __all__ = [
     "JobKind",
     "JobStatus",
     "Membership",
+    "OAuthAccount",
     "Project",
     "Role",
     "User",

@@ -29,6 +29,14 @@ class User(IdMixin, TimestampMixin, Base):
     is_superuser: Mapped[bool] = mapped_column(default=False)
     is_verified: Mapped[bool] = mapped_column(default=False)
 
+    # Not a column: set for one request when the caller came with an API key that lacks the `admin` scope.
+    superuser_powers_withheld = False
+
+    @property
+    def acts_as_superuser(self) -> bool:
+        """Superuser powers for this request: the flag, unless the credential used does not carry them."""
+        return self.is_superuser and not self.superuser_powers_withheld
+
 
 class AuthSession(IdMixin, Base):
     """A login: the bearer token is stored only as its SHA-256, so a database dump holds no live tokens."""

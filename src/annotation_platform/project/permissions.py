@@ -45,7 +45,7 @@ ACTION_WORDS = {
 
 def effective_role(role: str | None, user: User) -> Role | None:
     """The role the caller acts with: superusers act as owners everywhere."""
-    if user.is_superuser:
+    if user.acts_as_superuser:
         return Role.owner
     return Role(role) if role is not None else None
 

@@ -19,7 +19,7 @@ class ProjectRepository:
         """Projects with the caller's role: members see theirs, superusers see all."""
         membership = (Membership.project_id == Project.id) & (Membership.user_id == user.id)
         statement = select(Project, Membership.role)
-        if user.is_superuser:
+        if user.acts_as_superuser:
             return statement.outerjoin(Membership, membership)
         return statement.join(Membership, membership)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.models import Membership, Project, Role, User
@@ -53,6 +54,14 @@ class ProjectService:
         await project_repository.add(
             session, project, Membership(project_id=project.id, user_id=user.id, role=Role.owner)
         )
+        audit_service.record(
+            session,
+            action="project.create",
+            resource_type="project",
+            resource_id=project.id,
+            project_id=project.id,
+            after=data,
+        )
         return to_read(project, Role.owner)
 
     async def page(
@@ -63,12 +72,32 @@ class ProjectService:
         return [to_read(project, role) for project, role in rows], cursor, total
 
     async def update(self, session: AsyncSession, *, access: ProjectAccess, data: ProjectUpdate) -> ProjectRead:
+        before = access.read()
         for key, value in data.model_dump(exclude_unset=True).items():
             setattr(access.project, key, value)
         await session.flush()
-        return access.read()
+        after = access.read()
+        old, new = changed_fields(before, after)
+        audit_service.record(
+            session,
+            action="project.update",
+            resource_type="project",
+            resource_id=access.project.id,
+            project_id=access.project.id,
+            before=old,
+            after=new,
+        )
+        return after
 
     async def delete(self, session: AsyncSession, *, access: ProjectAccess) -> None:
+        audit_service.record(
+            session,
+            action="project.delete",
+            resource_type="project",
+            resource_id=access.project.id,
+            project_id=access.project.id,
+            before={"name": access.project.name},
+        )
         await project_repository.delete(session, access.project)
 
 

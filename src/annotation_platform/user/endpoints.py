@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
 
-from annotation_platform.auth.dependencies import CurrentUser, Superuser
+from fastapi import APIRouter, Path, Request, Response, status
+
+from annotation_platform.auth.dependencies import CurrentPrincipal, CurrentUser, Superuser
+from annotation_platform.auth.schemas import SessionRead
+from annotation_platform.auth.service import auth_service
 from annotation_platform.config import SettingsDep
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
@@ -19,7 +23,7 @@ from annotation_platform.core.ids import path_id
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
 from annotation_platform.core.routing import ApiRoute
 from annotation_platform.member.service import LastOwner
-from annotation_platform.user.schemas import UserAdminUpdate, UserRead, UserUpdateMe
+from annotation_platform.user.schemas import PersonalDataExport, UserAdminUpdate, UserRead, UserUpdateMe
 from annotation_platform.user.service import (
     EmailTaken,
     InvalidPassword,
@@ -45,9 +49,57 @@ async def get_me(user: CurrentUser) -> UserRead:
     response_model=UserRead,
     responses=problem_responses(NotAuthenticated, WrongCurrentPassword, *_WRITE_ERRORS),
 )
-async def update_me(body: UserUpdateMe, user: CurrentUser, session: SessionDep, settings: SettingsDep) -> UserRead:
-    """Change the caller's username, email or password (the last two need `current_password`)."""
-    return UserRead.model_validate(await user_service.update_me(session, settings, user=user, data=body))
+async def update_me(
+    body: UserUpdateMe, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
+) -> UserRead:
+    """Change the caller's username, email or password (the last two need `current_password`).
+
+    A new password ends every other login session of the account; the one making the request stays."""
+    updated = await user_service.update_me(
+        session, settings, user=principal.user, data=body, current_session=principal.session_id
+    )
+    return UserRead.model_validate(updated)
+
+
+@router.get(
+    "/me/export",
+    operation_id="exportMyData",
+    response_model=PersonalDataExport,
+    responses=problem_responses(NotAuthenticated),
+)
+async def export_my_data(principal: CurrentPrincipal, session: SessionDep) -> PersonalDataExport:
+    """Everything the service keeps about you: account, memberships, sessions (with addresses and agents), API
+    keys (never their secrets), linked login providers, and how many annotations and audit events name you."""
+    return await user_service.export(session, user=principal.user, current_session=principal.session_id)
+
+
+@router.get(
+    "/me/sessions",
+    operation_id="listMySessions",
+    response_model=Page[SessionRead],
+    responses=problem_responses(NotAuthenticated, InvalidCursor, ValidationFailed),
+)
+async def list_my_sessions(
+    request: Request, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep, page: PageParamsDep
+) -> Response:
+    """The caller's live login sessions, oldest first: when and from where (IP, user agent) each started, when it
+    was last used, and which one is making this request (`current`)."""
+    sessions, cursor, total = await auth_service.sessions(session, principal=principal, params=page)
+    return page_response(request, sessions, cursor, total, settings.public_base_url)
+
+
+@router.delete(
+    "/me/sessions/{session_id}",
+    operation_id="revokeMySession",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(NotAuthenticated, NotFound),
+)
+async def revoke_my_session(
+    session_id: Annotated[str, Path(description="Session id.")], principal: CurrentPrincipal, session: SessionDep
+) -> Response:
+    """End one of the caller's sessions: its token answers 401 from the next request on."""
+    await auth_service.revoke(session, principal=principal, session_id=path_id(session_id, "session"))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

@@ -9,14 +9,26 @@ from typing import Any
 from fastapi_users.exceptions import InvalidPasswordException
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.api_key.schemas import ApiKeyRead
+from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.auth.manager import password_helper_for, user_manager_for
+from annotation_platform.auth.repository import auth_session_repository
+from annotation_platform.auth.schemas import SessionRead
 from annotation_platform.config import Settings
 from annotation_platform.core.errors import Conflict, NotFound, ValidationFailed
 from annotation_platform.core.pagination import PageParams
+from annotation_platform.core.types import utcnow
 from annotation_platform.member.service import LastOwner
 from annotation_platform.models import User
 from annotation_platform.user.repository import user_repository
-from annotation_platform.user.schemas import UserAdminUpdate, UserUpdateMe
+from annotation_platform.user.schemas import (
+    LinkedProviderExport,
+    MembershipExport,
+    PersonalDataExport,
+    UserAdminUpdate,
+    UserRead,
+    UserUpdateMe,
+)
 
 
 class EmailTaken(Conflict):
@@ -69,7 +81,7 @@ class UserService:
             raise UsernameTaken()
         manager = user_manager_for(session, settings)
         await self._check_password(manager, password, email=email, username=username)
-        return await manager.user_db.create(
+        user = await manager.user_db.create(
             {
                 "email": email,
                 "username": username,
@@ -79,8 +91,26 @@ class UserService:
                 "is_active": True,
             }
         )
+        audit_service.record(
+            session,
+            action="user.register",
+            resource_type="user",
+            resource_id=user.id,
+            actor_user_id=user.id,
+            after={"username": username, "is_superuser": is_superuser},
+        )
+        return user
 
-    async def update_me(self, session: AsyncSession, settings: Settings, *, user: User, data: UserUpdateMe) -> User:
+    async def update_me(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        *,
+        user: User,
+        data: UserUpdateMe,
+        current_session: uuid.UUID | None,
+    ) -> User:
+        """Apply the caller's own changes; a new password ends every other session of theirs."""
         changes = data.model_dump(exclude_unset=True, exclude={"current_password"})
         if ("email" in changes or "password" in changes) and not self._password_matches(
             settings, user, data.current_password
@@ -94,13 +124,42 @@ class UserService:
                     }
                 ]
             )
-        return await self._apply(session, settings, user=user, changes=changes)
+        new_password = "password" in changes
+        before = UserRead.model_validate(user)
+        updated = await self._apply(session, settings, user=user, changes=changes)
+        self._audit_update(session, "user.update", before, updated, new_password)
+        if new_password:
+            await auth_session_repository.delete_all_but(session, user_id=user.id, keep=current_session)
+        return updated
 
     async def admin_update(
         self, session: AsyncSession, settings: Settings, *, user_id: uuid.UUID, data: UserAdminUpdate
     ) -> User:
+        """An administrator's changes; a password set this way ends all of the user's sessions."""
         user = await self.get(session, user_id)
-        return await self._apply(session, settings, user=user, changes=data.model_dump(exclude_unset=True))
+        changes = data.model_dump(exclude_unset=True)
+        new_password = "password" in changes
+        before = UserRead.model_validate(user)
+        updated = await self._apply(session, settings, user=user, changes=changes)
+        self._audit_update(session, "user.admin_update", before, updated, new_password)
+        if new_password:
+            await auth_session_repository.delete_all_but(session, user_id=user.id, keep=None)
+        return updated
+
+    async def export(
+        self, session: AsyncSession, *, user: User, current_session: uuid.UUID | None
+    ) -> PersonalDataExport:
+        """The caller's personal data, in one document (GDPR-style access)."""
+        rows = await user_repository.personal_data(session, user.id, utcnow())
+        return PersonalDataExport(
+            user=UserRead.model_validate(user),
+            memberships=[MembershipExport.model_validate(row, from_attributes=True) for row in rows["memberships"]],
+            sessions=[SessionRead.of(row, current_session) for row in rows["sessions"]],
+            api_keys=[ApiKeyRead.model_validate(row) for row in rows["api_keys"]],
+            linked_providers=[LinkedProviderExport.model_validate(row) for row in rows["linked_providers"]],
+            annotations_written=rows["annotations_written"],
+            audit_events=rows["audit_events"],
+        )
 
     async def get(self, session: AsyncSession, user_id: uuid.UUID) -> User:
         user = await user_repository.get(session, user_id)
@@ -117,8 +176,20 @@ class UserService:
         user = await self.get(session, user_id)
         if await user_repository.projects_where_only_owner(session, user.id):
             raise LastOwner("This user is the only owner of a project. Give the project another owner first.")
+        audit_service.record(
+            session, action="user.delete", resource_type="user", resource_id=user.id, before={"username": user.username}
+        )
         await session.delete(user)
         await session.flush()
+
+    def _audit_update(
+        self, session: AsyncSession, action: str, before: UserRead, user: User, new_password: bool
+    ) -> None:
+        """The changed fields; a new password is noted as changed, never with any value."""
+        old, new = changed_fields(before, UserRead.model_validate(user))
+        if new_password:
+            new["password_changed"] = True
+        audit_service.record(session, action=action, resource_type="user", resource_id=user.id, before=old, after=new)
 
     async def _apply(self, session: AsyncSession, settings: Settings, *, user: User, changes: dict[str, Any]) -> User:
         if "email" in changes:

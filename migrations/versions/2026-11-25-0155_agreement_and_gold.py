@@ -4,8 +4,8 @@ table keeps computed agreement reports until their annotations change
 Existing annotations become ordinary (not gold) annotations; existing jobs are untouched.
 
 Revision ID: 5c1e0a7d2b94
-Revises: 5b0c2e9a41d7
-Create Date: 2026-11-25 01:30:00+00:00
+Revises: 5d9b7e3c2a61
+Create Date: 2026-11-25 01:55:00+00:00
 """
 
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "5c1e0a7d2b94"
-down_revision: str | Sequence[str] | None = "5b0c2e9a41d7"
+down_revision: str | Sequence[str] | None = "5d9b7e3c2a61"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""API keys: per-user credentials for scripts, sent as `X-API-Key`."""

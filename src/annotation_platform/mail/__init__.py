@@ -1,0 +1,1 @@
+"""Outgoing mail: built in the request, delivered by the worker."""
