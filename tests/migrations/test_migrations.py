@@ -8,7 +8,6 @@ TEST_POSTGRES_URL's (plus a random suffix) for PostgreSQL, dropped at the end.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -32,9 +31,9 @@ from sqlalchemy.pool import NullPool
 from annotation_platform.core.migrations import alembic_config
 from annotation_platform.models import Base
 from tests.conftest import in_ci, postgres_url
+from tests.migrations.data_modules import DATA_DIR, load
 
 INITIAL_REVISION = "9b0ff16de870"
-DATA_DIR = Path(__file__).parent / "data"
 FILE_NAME = re.compile(r"^(?P<stamp>\d{4}-\d{2}-\d{2}-\d{4})_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.py$")
 
 
@@ -234,11 +233,7 @@ def _data_module(revision: str) -> ModuleType:
             f"migration {revision} has no data test: write tests/migrations/data/{revision}.py with "
             "seed(connection) and verify(connection) (see tests/migrations/data/README.md)"
         )
-    spec = importlib.util.spec_from_file_location(f"migration_data_{revision}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load(revision)
     for name in ("seed", "verify"):
         assert callable(getattr(module, name, None)), f"{path} must define {name}(connection)"
     return module

@@ -6,24 +6,12 @@ The rows are those of the jobs migration (`9fef43e14e30.py`), loaded from beside
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from tests.migrations.data_modules import load
+
 JOB = "01900000-0000-7000-8000-000000000009"
-
-
-def _jobs_module() -> ModuleType:
-    path = Path(__file__).with_name("9fef43e14e30.py")
-    spec = importlib.util.spec_from_file_location("migration_data_9fef43e14e30", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _job_id(connection: Connection) -> str:
@@ -31,7 +19,7 @@ def _job_id(connection: Connection) -> str:
 
 
 def seed(connection: Connection) -> None:
-    _jobs_module().seed(connection)
+    load("9fef43e14e30").seed(connection)
     connection.execute(
         text(
             "INSERT INTO jobs (id, kind, status, params, progress_done, progress_total, error_count, "
@@ -50,4 +38,4 @@ def verify(connection: Connection) -> None:
     assert connection.execute(text("SELECT count(*) FROM agreement_results")).scalar_one() == 0
     # The jobs migration's checks expect no jobs: drop ours in this uncommitted transaction, then run them all.
     connection.execute(text("DELETE FROM jobs WHERE id = :id"), {"id": _job_id(connection)})
-    _jobs_module().verify(connection)
+    load("9fef43e14e30").verify(connection)
