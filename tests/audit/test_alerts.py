@@ -10,14 +10,12 @@ import hmac
 import socket
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import redis
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -25,9 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from annotation_platform.main import create_app
-from tests.conftest import Api, empty_all_tables, make_settings, serve
-from tests.workers.test_worker import Stack, Worker, _redis_or_skip, _stop
+from tests.workers.test_worker import Stack, worker_stack
 
 TIMEOUT = 60.0
 
@@ -71,31 +67,16 @@ def receiver() -> Iterator[Receiver]:
 async def alert_stack(
     backend: str, database_url: str, engine: AsyncEngine, tmp_path: Path, receiver: Receiver
 ) -> AsyncIterator[Stack]:
-    await empty_all_tables(engine)
-    tag = uuid.uuid4().hex[:8]
-    settings = make_settings(
+    async with worker_stack(
+        backend,
         database_url,
-        tmp_path / "data",
-        redis_url=_redis_or_skip() if backend == "postgresql" else None,
-        queue_name=f"test-{tag}",
-        broker_key_prefix=f"annotation-platform-test-{tag}:",
+        engine,
+        tmp_path,
         security_alert_emails=True,
         security_alert_webhook_url=receiver.url,
         login_lockout_attempts=2,
-    )
-    app = create_app(settings)
-    workers: list[Worker] = []
-    try:
-        async with serve(app) as http:
-            yield Stack(app, http, Api(http, app.state.engine), settings, tmp_path, workers)
-    finally:
-        for worker in workers:
-            _stop(worker)
-        if settings.redis_url:
-            client = redis.Redis.from_url(settings.redis_url)
-            keys = list(client.scan_iter(f"{settings.broker_key_prefix}*"))
-            if keys:
-                client.delete(*keys)
+    ) as running:
+        yield running
 
 
 async def wait_until(found: Any, what: str, stack: Stack) -> Any:

@@ -9,20 +9,17 @@ import email
 import re
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator
 from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from annotation_platform.main import create_app
-from tests.conftest import PASSWORD, Api, empty_all_tables, make_settings, problem, serve
-from tests.workers.test_worker import Stack, Worker, _redis_or_skip, _stop
+from tests.conftest import PASSWORD, problem
+from tests.workers.test_worker import Stack, worker_stack
 
 TOKEN = re.compile(r"(eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)")
 MAIL_TIMEOUT = 60.0
@@ -66,30 +63,15 @@ def token_in(message: Message) -> str:
 async def mail_stack(
     backend: str, database_url: str, engine: AsyncEngine, tmp_path: Path, smtp_port: int | None
 ) -> AsyncIterator[Stack]:
-    await empty_all_tables(engine)
-    tag = uuid.uuid4().hex[:8]
-    settings = make_settings(
+    async with worker_stack(
+        backend,
         database_url,
-        tmp_path / "data",
-        redis_url=_redis_or_skip() if backend == "postgresql" else None,
-        queue_name=f"test-{tag}",
-        broker_key_prefix=f"annotation-platform-test-{tag}:",
+        engine,
+        tmp_path,
         smtp_host="127.0.0.1" if smtp_port else None,
         smtp_port=smtp_port or 587,
-    )
-    app = create_app(settings)
-    workers: list[Worker] = []
-    try:
-        async with serve(app) as http:
-            yield Stack(app, http, Api(http, app.state.engine), settings, tmp_path, workers)
-    finally:
-        for worker in workers:
-            _stop(worker)
-        if settings.redis_url:
-            client = redis.Redis.from_url(settings.redis_url)
-            keys = list(client.scan_iter(f"{settings.broker_key_prefix}*"))
-            if keys:
-                client.delete(*keys)
+    ) as running:
+        yield running
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,33 +151,49 @@ def _stop(worker: Worker) -> None:
             worker.process.wait(timeout=10)
 
 
-@pytest.fixture
-async def stack(backend: str, database_url: str, engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Stack]:
+@asynccontextmanager
+async def worker_stack(
+    backend: str, database_url: str, engine: AsyncEngine, tmp_path: Path, **settings: Any
+) -> AsyncIterator[Stack]:
+    """A served app on emptied tables, with its own queue and broker keys (Redis on PostgreSQL, else the folder
+    broker); the workers a test starts are stopped and its broker keys removed afterwards."""
     await empty_all_tables(engine)
     tag = uuid.uuid4().hex[:8]
-    settings = make_settings(
+    app_settings = make_settings(
         database_url,
         tmp_path / "data",
         redis_url=_redis_or_skip() if backend == "postgresql" else None,
         queue_name=f"test-{tag}",
         broker_key_prefix=f"annotation-platform-test-{tag}:",
-        health_check_workers=True,
-        import_batch_size=100,
-        job_heartbeat_timeout_seconds=2,
+        **settings,
     )
-    app = create_app(settings)
+    app = create_app(app_settings)
     workers: list[Worker] = []
     try:
         async with serve(app) as http:
-            yield Stack(app, http, Api(http, app.state.engine), settings, tmp_path, workers)
+            yield Stack(app, http, Api(http, app.state.engine), app_settings, tmp_path, workers)
     finally:
         for worker in workers:
             _stop(worker)
-        if settings.redis_url:
-            client = redis.Redis.from_url(settings.redis_url)
-            keys = list(client.scan_iter(f"{settings.broker_key_prefix}*"))
+        if app_settings.redis_url:
+            client = redis.Redis.from_url(app_settings.redis_url)
+            keys = list(client.scan_iter(f"{app_settings.broker_key_prefix}*"))
             if keys:
                 client.delete(*keys)
+
+
+@pytest.fixture
+async def stack(backend: str, database_url: str, engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with worker_stack(
+        backend,
+        database_url,
+        engine,
+        tmp_path,
+        health_check_workers=True,
+        import_batch_size=100,
+        job_heartbeat_timeout_seconds=2,
+    ) as running:
+        yield running
 
 
 async def _team(stack: Stack) -> Team:
