@@ -18,6 +18,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from annotation_platform.config import Settings, get_settings
+from annotation_platform.core.crypto import KeyRing
 from annotation_platform.core.db import create_engine, create_sessionmaker
 from annotation_platform.core.queue import create_celery
 
@@ -41,6 +42,7 @@ class Runtime:
     loop: asyncio.AbstractEventLoop
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    key_ring: KeyRing
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -56,7 +58,9 @@ def runtime() -> Runtime:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         engine = create_engine(settings)
-        _runtime = Runtime(os.getpid(), settings, loop, engine, create_sessionmaker(engine, app))
+        _runtime = Runtime(
+            os.getpid(), settings, loop, engine, create_sessionmaker(engine, app), settings.resolved_key_ring()
+        )
     return _runtime
 
 

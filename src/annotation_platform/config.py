@@ -14,7 +14,10 @@ from limits import parse as parse_limit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from annotation_platform.core.crypto import KeyRing, KeyRingError, generate_key_entry
+
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name  # nosec B105
+ENCRYPTION_KEYS_FILE = "encryption_keys"
 MIN_SECRET_KEY_LENGTH = 32
 WEAK_SECRET_KEYS = frozenset({"changeme", "change-me", "secret", "secret_key", "dev", "development", "test"})
 
@@ -48,6 +51,12 @@ class Settings(BaseSettings):
         default=None,
         repr=False,
         description="Signs tokens; required in production (32+ random characters). Unset elsewhere = kept in DATA_DIR.",
+    )
+    encryption_keys: str | None = Field(
+        default=None,
+        repr=False,
+        description="Key ring for data encrypted at rest, `id:base64key,...` (the first encrypts); "
+        "`annotation-platform keys generate` makes one. Required in production; unset elsewhere = kept in DATA_DIR.",
     )
 
     access_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60, description="How long a login lasts.")
@@ -211,6 +220,21 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _key_ring_parses(self) -> Settings:
+        """Checked here, not in a field validator, so that a bad value never appears in the error message."""
+        if self.encryption_keys:
+            try:
+                KeyRing.parse(self.encryption_keys)
+            except KeyRingError as error:
+                raise ConfigurationError(str(error)) from None
+        elif self.environment is Environment.production:
+            raise ConfigurationError(
+                "ENCRYPTION_KEYS is not set. In production set it to the output of "
+                "`annotation-platform keys generate` and keep it as safe as the database backups."
+            )
+        return self
+
     @field_validator("trusted_proxies", "ip_allowlist")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
@@ -265,6 +289,17 @@ class Settings(BaseSettings):
         path.touch(mode=0o600)
         path.write_text(key)
         return key
+
+    def resolved_key_ring(self) -> KeyRing:
+        """`ENCRYPTION_KEYS`, or (outside production) a key generated once and kept in DATA_DIR."""
+        if self.encryption_keys:
+            return KeyRing.parse(self.encryption_keys)
+        path = self.data_dir / ENCRYPTION_KEYS_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(generate_key_entry("local"))
+        return KeyRing.parse(path.read_text().strip())
 
 
 def parse_networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:

@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.redis = redis
+    app.state.key_ring = settings.resolved_key_ring()
     app.state.queue = create_celery(settings)
     app.state.sessionmaker = create_sessionmaker(engine, app.state.queue)
     try:

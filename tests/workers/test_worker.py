@@ -56,6 +56,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         DATABASE_URL=settings.database_url or "",
         REDIS_URL=settings.redis_url or "",
         SECRET_KEY=settings.secret_key or "",
+        ENCRYPTION_KEYS=settings.encryption_keys or "",
         QUEUE_NAME=settings.queue_name,
         BROKER_KEY_PREFIX=settings.broker_key_prefix,
         IMPORT_BATCH_SIZE=str(settings.import_batch_size),
