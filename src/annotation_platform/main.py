@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from annotation_platform import __version__
 from annotation_platform.agreement.endpoints import router as agreement_router
@@ -39,6 +38,7 @@ from annotation_platform.core.errors import (
 from annotation_platform.core.http_security import (
     CORS_ALLOWED_HEADERS,
     CORS_EXPOSED_HEADERS,
+    AllowedHostsMiddleware,
     SecurityHeadersMiddleware,
     split_list,
 )
@@ -192,7 +192,7 @@ def _install_http_security(app: FastAPI, settings: Settings) -> None:
             max_age=600,
         )
     if settings.allowed_hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=split_list(settings.allowed_hosts))
+        app.add_middleware(AllowedHostsMiddleware, hosts=split_list(settings.allowed_hosts))
     elif settings.environment is Environment.production:
         logger.warning("ALLOWED_HOSTS is not set: the service answers requests for any Host header")
 
