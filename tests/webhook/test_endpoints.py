@@ -137,3 +137,18 @@ async def test_events_are_recorded_with_the_change_and_only_for_subscribers(
     assert none.json()["items"] == []
     pending = f"{hooks_of(team)}/{annotations['id']}/deliveries/{delivery['id']}/redeliver"
     problem(await client.post(pending, headers=team.manager.headers), 409, "delivery_not_finished")
+
+
+async def test_a_cancelled_job_is_a_finished_job(client: httpx.AsyncClient, team: Team) -> None:
+    webhook = await register(client, team, event_types=["job.finished"])
+    export = await client.post(
+        f"/api/v1/projects/{team.project['id']}/exports", json={"format": "jsonl"}, headers=team.owner.headers
+    )
+    assert export.status_code == 202, export.text
+    cancelled = await client.post(f"/api/v1/jobs/{export.json()['id']}/cancel", headers=team.owner.headers)
+    assert cancelled.json()["status"] == "cancelled"
+    listed = await client.get(f"{hooks_of(team)}/{webhook['id']}/deliveries", headers=team.manager.headers)
+    (delivery,) = listed.json()["items"]
+    assert delivery["payload"]["type"] == "job.finished"
+    assert delivery["payload"]["data"]["job"]["id"] == export.json()["id"]
+    assert delivery["payload"]["data"]["job"]["status"] == "cancelled"
