@@ -152,3 +152,17 @@ async def test_a_cancelled_job_is_a_finished_job(client: httpx.AsyncClient, team
     assert delivery["payload"]["type"] == "job.finished"
     assert delivery["payload"]["data"]["job"]["id"] == export.json()["id"]
     assert delivery["payload"]["data"]["job"]["status"] == "cancelled"
+
+
+async def test_item_events_carry_references_one_event_per_request(
+    client: httpx.AsyncClient, api: Api, team: Team
+) -> None:
+    webhook = await register(client, team, event_types=["item.created", "item.deleted"])
+    created = await api.items(await api.container(team.project, team.owner), team.owner, 3)
+    assert (await client.delete(f"/api/v1/items/{created[0]['id']}", headers=team.owner.headers)).status_code == 204
+    listed = await client.get(f"{hooks_of(team)}/{webhook['id']}/deliveries", headers=team.manager.headers)
+    bulk, deleted = (delivery["payload"] for delivery in listed.json()["items"])
+    assert (bulk["type"], bulk["data"]["count"]) == ("item.created", 3)
+    assert [item["id"] for item in bulk["data"]["items"]] == [item["id"] for item in created]
+    assert set(bulk["data"]["items"][0]) == {"id", "container_id", "external_id", "sequence"}
+    assert (deleted["type"], deleted["data"]["items"][0]["id"]) == ("item.deleted", created[0]["id"])

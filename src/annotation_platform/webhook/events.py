@@ -26,6 +26,9 @@ JOB_FINISHED = EventType.job_finished
 ANNOTATION_CREATED = EventType.annotation_created
 ANNOTATION_UPDATED = EventType.annotation_updated
 ANNOTATION_DELETED = EventType.annotation_deleted
+ITEM_CREATED = EventType.item_created
+ITEM_UPDATED = EventType.item_updated
+ITEM_DELETED = EventType.item_deleted
 VERSION_CREATED = EventType.version_created
 
 

@@ -18,6 +18,9 @@ class EventType(StrEnum):
     annotation_created = "annotation.created"
     annotation_updated = "annotation.updated"
     annotation_deleted = "annotation.deleted"
+    item_created = "item.created"
+    item_updated = "item.updated"
+    item_deleted = "item.deleted"
     version_created = "version.created"
 
 
