@@ -4,6 +4,7 @@ private targets allowed for these tests only; signatures checked by an independe
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -12,9 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from annotation_platform.config import Settings
+from annotation_platform.core.crypto import KeyRing
 from annotation_platform.main import create_app
 from annotation_platform.webhook.delivery import deliver, sweep
 from tests.conftest import Actor, Api, empty_all_tables, make_settings, problem, serve
@@ -39,12 +42,14 @@ class Hub:
         assert response.status_code == 201, response.text
         return dict(response.json())
 
-    async def send(self, webhook: dict[str, Any], settings: Settings | None = None) -> int:
+    async def send(
+        self, webhook: dict[str, Any], settings: Settings | None = None, key_ring: KeyRing | None = None
+    ) -> int:
         return await deliver(
             self.app.state.sessionmaker,
             uuid.UUID(webhook["id"]),
             settings=settings or self.settings,
-            key_ring=self.app.state.key_ring,
+            key_ring=key_ring or self.app.state.key_ring,
         )
 
     async def deliveries(self, webhook: dict[str, Any]) -> list[dict[str, Any]]:
@@ -168,3 +173,23 @@ async def test_a_paused_webhook_keeps_its_deliveries_until_resumed(hub: Hub, rec
     await hub.api.annotate(hub.items[1], hub.owner)
     assert await hub.send(webhook) == 1
     assert [d["status"] for d in await hub.deliveries(webhook)] == ["succeeded"]
+
+
+async def test_a_secret_made_by_an_older_key_is_encrypted_again_with_the_current_one(
+    hub: Hub, receiver: Receiver
+) -> None:
+    webhook = await hub.register(receiver.url)
+    await hub.api.annotate(hub.items[0], hub.owner)
+    newer = KeyRing((("newer", os.urandom(32)), *hub.app.state.key_ring.keys))
+    assert await hub.send(webhook, key_ring=newer) == 1
+    assert valid_signatures(webhook["secret"], receiver.calls[0]) == 1
+    async with hub.app.state.engine.connect() as connection:
+        stored = (await connection.execute(text("SELECT secret FROM webhooks"))).scalar_one()
+    assert stored.startswith("enc:v1:newer:")
+
+    await hub.api.annotate(hub.items[1], hub.owner)
+    assert await hub.send(webhook, key_ring=KeyRing((("other", os.urandom(32)),))) == 1
+    assert len(receiver.calls) == 1, "nothing is sent unsigned"
+    pending = (await hub.deliveries(webhook))[-1]
+    assert pending["status"] == "pending"
+    assert pending["error"].startswith("the signing secret does not decrypt")

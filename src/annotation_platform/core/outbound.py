@@ -120,5 +120,6 @@ async def post(target: Target, body: bytes, headers: dict[str, str], *, seconds:
             if len(snippet) >= SNIPPET_BYTES:
                 break
     latency_ms = round((time.monotonic() - started) * 1000)
-    text = bytes(snippet[:SNIPPET_BYTES]).decode("utf-8", errors="replace")
+    # NUL cannot be stored in PostgreSQL text; binary answers keep their shape with U+FFFD instead.
+    text = bytes(snippet[:SNIPPET_BYTES]).decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     return Answer(response.status_code, text, latency_ms)

@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from annotation_platform.config import Settings
-from annotation_platform.core.crypto import KeyRing
+from annotation_platform.core.crypto import DecryptionError, KeyRing
 from annotation_platform.core.outbound import TargetRefused, post, resolve
 from annotation_platform.core.queue import enqueue_after_commit
 from annotation_platform.core.types import utcnow
@@ -73,9 +73,11 @@ async def attempt(webhook: Webhook, delivery: WebhookDelivery, *, settings: Sett
     timestamp = int(time.time())
     message_id = str(delivery.event_id)
     body = delivery.payload.encode()
-    signatures = " ".join(
-        sign(secret, message_id, timestamp, body) for secret in signing_secrets(webhook, key_ring, utcnow())
-    )
+    try:
+        secrets = signing_secrets(webhook, key_ring, utcnow())
+    except DecryptionError:
+        return Outcome(ok=False, error="the signing secret does not decrypt (its key left ENCRYPTION_KEYS): rotate it")
+    signatures = " ".join(sign(secret, message_id, timestamp, body) for secret in secrets)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -129,9 +131,7 @@ async def record(
     delivery.response_snippet = outcome.snippet
     delivery.latency_ms = outcome.latency_ms
     delivery.error = outcome.error
-    if key_ring.needs_rotation(webhook.secret):
-        plain = key_ring.decrypt_text(webhook.secret, context=secret_context(webhook.id))
-        webhook.secret = key_ring.encrypt_text(plain, context=secret_context(webhook.id))
+    _reencrypt(webhook, key_ring)
     if outcome.ok:
         delivery.status = DeliveryStatus.succeeded.value
         delivery.delivered_at = now
@@ -149,6 +149,16 @@ async def record(
         await _disable(session, webhook, now, outcome)
     await session.flush()
     return delivery.status == DeliveryStatus.failed.value and webhook.active
+
+
+def _reencrypt(webhook: Webhook, key_ring: KeyRing) -> None:
+    """A secret made with an older key of the ring, encrypted again with the current one."""
+    if key_ring.needs_rotation(webhook.secret):
+        try:
+            plain = key_ring.decrypt_text(webhook.secret, context=secret_context(webhook.id))
+        except DecryptionError:
+            return  # its key is gone: the attempt failed for it, and only a rotation helps
+        webhook.secret = key_ring.encrypt_text(plain, context=secret_context(webhook.id))
 
 
 async def _disable(session: AsyncSession, webhook: Webhook, now: datetime, outcome: Outcome) -> None:

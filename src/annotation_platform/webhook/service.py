@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.config import Settings
-from annotation_platform.core.crypto import KeyRing
+from annotation_platform.core.crypto import DecryptionError, KeyRing
 from annotation_platform.core.errors import Conflict, NotFound, ValidationFailed
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.outbound import TargetRefused, resolve
@@ -185,10 +185,13 @@ class WebhookService:
         grace = data.keep_previous_seconds
         if grace is None:
             grace = settings.webhook_secret_grace_seconds
-        current = key_ring.decrypt_text(webhook.secret, context=secret_context(webhook.id))
+        try:
+            current: str | None = key_ring.decrypt_text(webhook.secret, context=secret_context(webhook.id))
+        except DecryptionError:
+            current = None  # its key left the ring: nothing to keep, the new secret alone signs
         secret = new_secret()
         webhook.secret = key_ring.encrypt_text(secret, context=secret_context(webhook.id))
-        if grace > 0:
+        if grace > 0 and current is not None:
             webhook.previous_secret = key_ring.encrypt_text(current, context=previous_secret_context(webhook.id))
             webhook.previous_secret_expires_at = utcnow() + timedelta(seconds=grace)
         else:
