@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from annotation_platform.data_export.service import run_export
 from annotation_platform.main import create_app
-from annotation_platform.models import Job
+from annotation_platform.models import Job, WebhookDelivery
 from tests.conftest import PASSWORD, Actor, Api, Team, make_settings
 from tests.data_import.helpers import ROOM, chat_csv
 
@@ -139,6 +139,29 @@ class World:
         if finished:
             await run_export(self.app.state.sessionmaker, uuid.UUID(job_id), settings=self.app.state.settings)
         return job_id
+
+    async def owners_webhook(self) -> str:
+        response = await self.api.client.post(
+            P.format(self.project_id) + "/webhooks",
+            json={"url": "https://93.184.216.34/hook", "event_types": ["annotation.created"]},
+            headers=self.team.owner.headers,
+        )
+        assert response.status_code == 201, response.text
+        return P.format(self.project_id) + f"/webhooks/{response.json()['id']}"
+
+    async def finished_delivery(self) -> str:
+        """A webhook with one delivery that was sent (no worker runs here: the row is marked sent)."""
+        webhook = await self.owners_webhook()
+        webhook_id = webhook.rsplit("/", 1)[1]
+        await self.owners_annotation()
+        async with self.api.engine.begin() as connection:
+            await connection.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.webhook_id == uuid.UUID(webhook_id))
+                .values(status="succeeded", attempts=1)
+            )
+        listed = await self.api.client.get(f"{webhook}/deliveries", headers=self.team.owner.headers)
+        return f"{webhook}/deliveries/{listed.json()['items'][0]['id']}"
 
     async def fail(self, job_id: str) -> None:
         async with self.api.engine.begin() as connection:
@@ -346,6 +369,29 @@ REQUESTS: dict[RouteKey, Builder] = {
     ("POST", "/api/v1/jobs/{job_id}/retry"): _failed_job,
     ("GET", "/api/v1/jobs/{job_id}/download"): lambda w, c: _finished_job(w, c, "/download"),
     ("GET", "/api/v1/audit-events"): at(lambda w: f"/api/v1/audit-events?project_id={w.project_id}"),
+    ("GET", "/api/v1/projects/{project_id}/webhooks"): at(lambda w: P.format(w.project_id) + "/webhooks"),
+    ("POST", "/api/v1/projects/{project_id}/webhooks"): at(
+        lambda w: P.format(w.project_id) + "/webhooks",
+        json={"url": "https://93.184.216.34/hook", "event_types": ["job.finished"]},
+    ),
+    ("GET", "/api/v1/projects/{project_id}/webhooks/{webhook_id}"): fresh(
+        World.owners_webhook, lambda webhook: webhook
+    ),
+    ("PATCH", "/api/v1/projects/{project_id}/webhooks/{webhook_id}"): fresh(
+        World.owners_webhook, lambda webhook: webhook, json={"description": "changed"}
+    ),
+    ("DELETE", "/api/v1/projects/{project_id}/webhooks/{webhook_id}"): fresh(
+        World.owners_webhook, lambda webhook: webhook
+    ),
+    ("POST", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/rotate-secret"): fresh(
+        World.owners_webhook, lambda webhook: f"{webhook}/rotate-secret"
+    ),
+    ("GET", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries"): fresh(
+        World.owners_webhook, lambda webhook: f"{webhook}/deliveries"
+    ),
+    ("POST", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): fresh(
+        World.finished_delivery, lambda delivery: f"{delivery}/redeliver"
+    ),
     ("GET", "/api/v1/admin/backups"): plain("/api/v1/admin/backups"),
     ("POST", "/api/v1/admin/backups"): plain("/api/v1/admin/backups"),
     ("GET", "/health/live"): plain("/health/live"),

@@ -135,6 +135,37 @@ class Settings(BaseSettings):
         default=None, description="POST each as JSON here, signed with SECRET_KEY (X-Signature-SHA256)."
     )
 
+    # Webhooks of projects (docs/webhooks.md), sent by the worker.
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Allow webhook URLs that resolve to private, loopback, link-local or reserved addresses (SSRF).",
+    )
+    webhook_allow_http: bool | None = Field(
+        default=None, description="Allow plain-http webhook URLs; unset = yes, except in production (https only)."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10, gt=0, le=30, description="A webhook call (connect, send, answer) gets this long."
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=30, description="Attempts per delivery before it is given up (status `failed`)."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=10, gt=0, description="Wait before the first retry; each further one waits 4 times longer."
+    )
+    webhook_retry_max_seconds: float = Field(default=6 * 3600, gt=0, description="Longest wait between retries.")
+    webhook_disable_after_failures: int = Field(
+        default=20, ge=1, description="Consecutive failed calls that disable a webhook (its creator is mailed)."
+    )
+    webhook_secret_grace_seconds: int = Field(
+        default=24 * 3600,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="After a secret rotation, calls are signed with the old secret too for this long (by default).",
+    )
+    webhook_sweep_interval_seconds: float = Field(
+        default=5, gt=0, description="How often beat looks for webhook deliveries due for a retry."
+    )
+
     # Background work (Celery). Without REDIS_URL the broker is a folder in DATA_DIR (kombu's filesystem transport).
     queue_name: str = Field(default="annotation-platform", description="The Celery queue the API sends work to.")
     broker_key_prefix: str = Field(default="", description="Prefix of the broker's Redis keys (several apps, one db).")
@@ -262,6 +293,12 @@ class Settings(BaseSettings):
         if self.health_check_workers is not None:
             return self.health_check_workers
         return self.environment is not Environment.test
+
+    @property
+    def webhooks_allow_http(self) -> bool:
+        if self.webhook_allow_http is not None:
+            return self.webhook_allow_http
+        return self.environment is not Environment.production
 
     @property
     def logs_as_json(self) -> bool:

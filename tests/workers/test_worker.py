@@ -67,6 +67,10 @@ def worker_env(settings: Settings) -> dict[str, str]:
         SECURITY_ALERT_WEBHOOK_URL=settings.security_alert_webhook_url or "",
         PYTHONUNBUFFERED="1",
     )
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if name.startswith("webhook_") and value is not None:
+            env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
 
 

@@ -25,6 +25,7 @@ from annotation_platform.core.types import utcnow
 from annotation_platform.item.service import BulkRowsInvalid, ItemAccess
 from annotation_platform.models import Annotation, Role, User
 from annotation_platform.project.permissions import Action, authorize_found, role_allows
+from annotation_platform.webhook.events import ANNOTATION_CREATED, ANNOTATION_DELETED, ANNOTATION_UPDATED, emit
 
 
 class OffsetsOutOfRange(ValidationFailed):
@@ -72,6 +73,14 @@ def if_match_allows(header: str | None, current_etag: str) -> bool:
 
 def _to_read(annotation: Annotation) -> AnnotationRead:
     return AnnotationRead.model_validate(annotation)
+
+
+def _event_data(annotations: list[AnnotationRead]) -> dict[str, Any]:
+    """A webhook event's data: every annotation of the request (one event per request, bulk included)."""
+    return {
+        "count": len(annotations),
+        "annotations": [annotation.model_dump(mode="json") for annotation in annotations],
+    }
 
 
 class AnnotationService:
@@ -122,7 +131,9 @@ class AnnotationService:
             project_id=access.project_id,
             after={"item_id": item.id, "type": data.type},
         )
-        return AnnotationRead.model_validate(row)
+        created = AnnotationRead.model_validate(row)
+        await emit(session, access.project_id, ANNOTATION_CREATED, _event_data([created]))
+        return created
 
     async def bulk_create(
         self, session: AsyncSession, *, access: ContainerAccess, user: User, rows: list[AnnotationBulkRow]
@@ -177,7 +188,9 @@ class AnnotationService:
             project_id=access.container.project_id,
             after={"annotations_created": len(values)},
         )
-        return [AnnotationRead.model_validate(value) for value in values]
+        created = [AnnotationRead.model_validate(value) for value in values]
+        await emit(session, access.container.project_id, ANNOTATION_CREATED, _event_data(created))
+        return created
 
     async def update(
         self,
@@ -217,6 +230,7 @@ class AnnotationService:
             before=old,
             after=new,
         )
+        await emit(session, access.project_id, ANNOTATION_UPDATED, _event_data([after]))
         return after
 
     async def delete(
@@ -228,6 +242,7 @@ class AnnotationService:
         )
         if not deleted:
             raise PreconditionFailed() if if_match is not None else ConcurrentChange()
+        await emit(session, access.project_id, ANNOTATION_DELETED, _event_data([_to_read(annotation)]))
         audit_service.record(
             session,
             action="annotation.delete",

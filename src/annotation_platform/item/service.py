@@ -24,6 +24,7 @@ from annotation_platform.item.repository import item_repository
 from annotation_platform.item.schemas import ItemCreate, ItemRead, ItemUpdate
 from annotation_platform.models import Container, Item, Role, User
 from annotation_platform.project.permissions import Action, authorize_found
+from annotation_platform.webhook.events import ITEM_CREATED, ITEM_DELETED, ITEM_UPDATED, emit
 
 
 class DuplicateExternalId(Conflict):
@@ -78,6 +79,18 @@ def _to_read(item: Item) -> ItemRead:
     return ItemRead.model_validate(item)
 
 
+def _event_data(items: list[ItemRead]) -> dict[str, Any]:
+    """A webhook event's data: a reference to every item of the request (not the content, which may be large:
+    receivers read what they need through the API)."""
+    return {
+        "count": len(items),
+        "items": [
+            {"id": i.id, "container_id": i.container_id, "external_id": i.external_id, "sequence": i.sequence}
+            for i in items
+        ],
+    }
+
+
 class ItemService:
     async def access(self, session: AsyncSession, *, item_id: uuid.UUID, user: User, action: Action) -> ItemAccess:
         found = await item_repository.get_with_role(session, item_id, user)
@@ -107,6 +120,7 @@ class ItemService:
             project_id=access.container.project_id,
             after={"container_id": created.container_id, "external_id": created.external_id},
         )
+        await emit(session, access.container.project_id, ITEM_CREATED, _event_data([created]))
         return created
 
     async def bulk_create(
@@ -127,6 +141,7 @@ class ItemService:
             project_id=access.container.project_id,
             after={"items_created": len(created)},
         )
+        await emit(session, access.container.project_id, ITEM_CREATED, _event_data(created))
         return created
 
     async def update(self, session: AsyncSession, *, access: ItemAccess, data: ItemUpdate) -> ItemRead:
@@ -175,6 +190,7 @@ class ItemService:
             before=old,
             after=new,
         )
+        await emit(session, access.project_id, ITEM_UPDATED, _event_data([after]))
         return after
 
     async def delete(self, session: AsyncSession, *, access: ItemAccess) -> None:
@@ -187,6 +203,7 @@ class ItemService:
             project_id=access.project_id,
             before={"container_id": item.container_id, "external_id": item.external_id},
         )
+        await emit(session, access.project_id, ITEM_DELETED, _event_data([_to_read(item)]))
         await item_repository.detach_children(session, item)
         await item_repository.delete(session, item)
         await container_repository.add_to_item_count(session, item.container_id, -1)

@@ -12,6 +12,7 @@ from annotation_platform.models.job import Job, JobError, JobKind, JobStatus
 from annotation_platform.models.oauth import OAuthAccount
 from annotation_platform.models.project import Membership, Project, Role
 from annotation_platform.models.user import AuthSession, User
+from annotation_platform.models.webhook import DeliveryStatus, Webhook, WebhookDelivery
 
 __all__ = [
     "AgreementResult",
@@ -22,6 +23,7 @@ __all__ = [
     "Backup",
     "Base",
     "Container",
+    "DeliveryStatus",
     "Item",
     "Job",
     "JobError",
@@ -32,4 +34,6 @@ __all__ = [
     "Project",
     "Role",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]
