@@ -12,6 +12,7 @@ from annotation_platform.models.job import Job, JobError, JobKind, JobStatus
 from annotation_platform.models.oauth import OAuthAccount
 from annotation_platform.models.project import Membership, Project, Role
 from annotation_platform.models.user import AuthSession, User
+from annotation_platform.models.version import ProjectVersion
 
 __all__ = [
     "AgreementResult",
@@ -30,6 +31,7 @@ __all__ = [
     "Membership",
     "OAuthAccount",
     "Project",
+    "ProjectVersion",
     "Role",
     "User",
 ]
