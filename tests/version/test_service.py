@@ -45,7 +45,14 @@ async def _diff(
 
 def _changes(diff: dict[str, Any]) -> set[tuple[Any, ...]]:
     return {
-        (entry["kind"], entry["change"], entry["external_id"], entry["annotator"], entry["type"], tuple(entry["fields"]))
+        (
+            entry["kind"],
+            entry["change"],
+            entry["external_id"],
+            entry["annotator"],
+            entry["type"],
+            tuple(entry["fields"]),
+        )
         for entry in diff["items"]
     }
 
@@ -200,5 +207,7 @@ async def test_bad_requests_answer_clearly_and_change_nothing(
     # `against` in a project the caller cannot read does not exist for them.
     mine = await _snapshot(app, client, team, "mine")
     stranger_project = await api.project(team.stranger, name="Private")
-    hidden = await _snapshot(app, client, Team(**{**team.__dict__, "owner": team.stranger}), "x", stranger_project["id"])
+    hidden = await _snapshot(
+        app, client, Team(**{**team.__dict__, "owner": team.stranger}), "x", stranger_project["id"]
+    )
     problem(await client.get(f"{_versions(team)}/{mine}/diff?against={hidden}", headers=owner), 404)

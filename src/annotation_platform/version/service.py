@@ -73,7 +73,7 @@ class VersionCorrupt(AppError):
     status = 500
     code = "version_corrupt"
     title = "Version file corrupt"
-    description = "The stored snapshot does not match its SHA-256 or cannot be read. Restore it from a backup."
+    description = "The stored snapshot does not match its SHA-256, cannot be read or is gone. Restore it from a backup."
 
 
 def storage_key(version_id: uuid.UUID) -> str:
