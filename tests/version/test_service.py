@@ -4,13 +4,16 @@ tests/workers/test_versions.py."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import httpx
 
 from annotation_platform.core.ids import uuid7
+from annotation_platform.data_export.storage import export_storage
 from annotation_platform.version.service import run_restore, run_snapshot
+from annotation_platform.version.snapshot import open_snapshot
 from tests.conftest import Actor, Api, Team, problem
 
 
@@ -211,3 +214,43 @@ async def test_bad_requests_answer_clearly_and_change_nothing(
         app, client, Team(**{**team.__dict__, "owner": team.stranger}), "x", stranger_project["id"]
     )
     problem(await client.get(f"{_versions(team)}/{mine}/diff?against={hidden}", headers=owner), 404)
+
+
+async def test_a_snapshot_is_one_instant_while_annotations_are_written(
+    app: Any, client: httpx.AsyncClient, api: Api, team: Team
+) -> None:
+    """A writer adds one annotation to every item per transaction while the snapshot reads one item at a time: in
+    one consistent read every item has the same number of annotations."""
+    body = {"items": [{"item_id": item["id"], "type": "thread", "data": {"thread_id": "1"}} for item in team.items]}
+    url = f"/api/v1/containers/{team.container['id']}/annotations/bulk"
+    response = await client.post(_versions(team), json={"tag": "busy"}, headers=team.owner.headers)
+    job_id = uuid.UUID(response.json()["id"])
+    settings = app.state.settings.model_copy(update={"export_batch_size": 1})
+    snapshot_done = asyncio.Event()
+
+    async def write() -> int:
+        rounds = 0
+        while not snapshot_done.is_set():
+            written = await client.post(url, json=body, headers=team.annotator.headers)
+            assert written.status_code == 201, written.text
+            rounds += 1
+            await asyncio.sleep(0)
+        return rounds
+
+    async def take() -> None:
+        await asyncio.sleep(0.05)
+        try:
+            await run_snapshot(app.state.sessionmaker, job_id, settings=settings)
+        finally:
+            snapshot_done.set()
+
+    rounds, _ = await asyncio.gather(write(), take())
+
+    job = (await client.get(f"/api/v1/jobs/{job_id}", headers=team.owner.headers)).json()
+    version = (await client.get(f"{_versions(team)}/{job['result']['version_id']}", headers=team.owner.headers)).json()
+    with export_storage(app.state.settings).open_for_read(f"version-{version['id']}.jsonl.gz") as source:
+        opened = open_snapshot(source, version["checksum"])
+        per_item = [len(item["annotations"]) for item in opened.items]
+    assert rounds > 1
+    assert len(per_item) == 5
+    assert len(set(per_item)) == 1, per_item
