@@ -135,12 +135,14 @@ class VersionRepository:
         await session.flush()
 
     async def insert_items(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """Rows keyed by column name (`metadata`, not the attribute `metadata_`): a Core executemany, without the
+        ORM's per-row bookkeeping."""
         if rows:
-            await session.execute(insert(Item), rows)
+            await session.execute(insert(Item.__table__), rows)
 
     async def insert_annotations(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         if rows:
-            await session.execute(insert(Annotation), rows)
+            await session.execute(insert(Annotation.__table__), rows)
 
     async def start_parent_links(self, session: AsyncSession) -> None:
         connection = await session.connection()

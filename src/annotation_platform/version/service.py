@@ -556,7 +556,7 @@ class _Restorer:
                     "container_id": container_id,
                     "external_id": record["external_id"],
                     "content": record["content"],
-                    "metadata_": record["metadata"],
+                    "metadata": record["metadata"],
                     "sequence": record["sequence"],
                     "parent_id": None,
                 }
