@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Column, MetaData, Row, String, Table, Uuid, collate, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -138,11 +138,11 @@ class VersionRepository:
         """Rows keyed by column name (`metadata`, not the attribute `metadata_`): a Core executemany, without the
         ORM's per-row bookkeeping."""
         if rows:
-            await session.execute(insert(Item.__table__), rows)
+            await session.execute(insert(cast(Table, Item.__table__)), rows)
 
     async def insert_annotations(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         if rows:
-            await session.execute(insert(Annotation.__table__), rows)
+            await session.execute(insert(cast(Table, Annotation.__table__)), rows)
 
     async def start_parent_links(self, session: AsyncSession) -> None:
         connection = await session.connection()
