@@ -155,6 +155,16 @@ async def test_snapshot_change_diff_restore_and_the_restored_copy_diffs_empty(
     job = (await client.get(f"/api/v1/jobs/{restore.json()['id']}", headers=team.owner.headers)).json()
     assert job["status"] == "succeeded", job
     copy_id = job["result"]["project_id"]
+    audit = await client.get(
+        "/api/v1/audit-events",
+        params={"project_id": team.project["id"], "resource_type": "version"},
+        headers=team.owner.headers,
+    )
+    assert [event["action"] for event in audit.json()["items"]] == [
+        "version.create",
+        "version.create",
+        "version.restore",
+    ]
     assert copy_id != team.project["id"]
     copy = (await client.get(f"/api/v1/projects/{copy_id}", headers=team.owner.headers)).json()
     assert copy["name"] == "Debates (v1.0)"

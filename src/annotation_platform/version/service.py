@@ -176,6 +176,14 @@ class VersionService:
             project_id=access.project.id,
             idempotency_key=idempotency_key,
         )
+        audit_service.record(
+            session,
+            action="version.restore",
+            resource_type="version",
+            resource_id=version.id,
+            project_id=access.project.id,
+            after={"tag": version.tag, "name": name, "job_id": str(job.id)},
+        )
         return job
 
     async def diff(
