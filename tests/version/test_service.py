@@ -70,6 +70,9 @@ async def test_snapshot_change_diff_restore_and_the_restored_copy_diffs_empty(
 ) -> None:
     items = team.items  # t00000 .. t00004, in the team's container
     annotator, reviewer = team.annotator, team.reviewer
+    room_url = f"/api/v1/containers/{team.container['id']}"
+    schema = {"type": "object", "properties": {"user_id": {"type": "string"}}}
+    await _edit(client, room_url, team.owner, {"item_schema": schema})
     await _edit(client, f"/api/v1/items/{items[2]['id']}", team.owner, {"parent_id": items[1]["id"]})
     edited = await api.annotate(items[0], annotator)
     await api.annotate(items[0], reviewer)
@@ -102,12 +105,14 @@ async def test_snapshot_change_diff_restore_and_the_restored_copy_diffs_empty(
     deleted = await client.delete(f"/api/v1/annotations/{dropped['id']}", headers=reviewer.headers)
     assert deleted.status_code == 204, deleted.text
     await api.annotate(items[4], annotator, type="sentiment", data={"value": "positive"})
+    await _edit(client, room_url, team.owner, {"item_schema": {**schema, "required": []}})
 
     second = await _snapshot(app, client, team, "v2.0")
     diff = await _diff(client, team, second, first, limit=500, include_total="true")
 
     a, r = annotator.username, reviewer.username
     assert _changes(diff) == {
+        ("container", "changed", None, None, None, ("item_schema",)),
         ("item", "added", "new-1", None, None, ()),
         ("item", "changed", "t00001", None, None, ("content",)),
         ("item", "removed", "t00003", None, None, ()),
@@ -117,7 +122,7 @@ async def test_snapshot_change_diff_restore_and_the_restored_copy_diffs_empty(
         ("annotation", "added", "t00004", a, "sentiment", ()),
     }
     summary = diff["summary"]
-    assert summary["containers"] == {"added": 0, "removed": 0, "changed": 0}
+    assert summary["containers"] == {"added": 0, "removed": 0, "changed": 1}
     assert summary["items"] == {"added": 1, "removed": 1, "changed": 1}
     assert summary["annotations"] == {"added": 1, "removed": 2, "changed": 1}
     by = {(entry["annotator"], entry["type"]): entry for entry in summary["annotations_by"]}
@@ -127,7 +132,7 @@ async def test_snapshot_change_diff_restore_and_the_restored_copy_diffs_empty(
         (r, "sentiment"): (0, 1, 0),
     }
     assert by[(a, "thread")]["annotator_id"] == annotator.id
-    assert diff["total"] == 7
+    assert diff["total"] == 8
     change = next(e for e in diff["items"] if e["kind"] == "annotation" and e["change"] == "changed")
     assert (change["before"]["data"], change["after"]["data"]) == ({"thread_id": "1"}, {"thread_id": "9"})
 
@@ -170,7 +175,7 @@ async def test_snapshot_change_diff_restore_and_the_restored_copy_diffs_empty(
     assert copy["name"] == "Debates (v1.0)"
     assert copy["my_role"] == "owner"
     (room,) = (await client.get(f"/api/v1/projects/{copy_id}/containers", headers=team.owner.headers)).json()["items"]
-    assert room["item_count"] == 5
+    assert (room["item_count"], room["item_schema"]) == (5, schema)
     restored = (await client.get(f"/api/v1/containers/{room['id']}/items", headers=team.owner.headers)).json()["items"]
     by_external_id = {item["external_id"]: item for item in restored}
     assert by_external_id["t00002"]["parent_id"] == by_external_id["t00001"]["id"]
