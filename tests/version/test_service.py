@@ -216,6 +216,12 @@ async def test_bad_requests_answer_clearly_and_change_nothing(
         "version_not_ready",
     )
     problem(await client.post(f"{_versions(team)}/{pending['id']}/restore", headers=owner), 409, "version_not_ready")
+    # A tag whose snapshot was cancelled (or failed) may be taken again: the new version replaces it.
+    assert (await client.post(f"/api/v1/jobs/{queued.json()['id']}/cancel", headers=owner)).status_code == 200
+    again = await client.post(_versions(team), json={"tag": "v1", "message": "second try"}, headers=owner)
+    assert again.status_code == 202, again.text
+    (replaced,) = (await client.get(_versions(team), headers=owner)).json()["items"]
+    assert (replaced["message"], replaced["status"]) == ("second try", "queued")
 
     problem(await client.get(f"{_versions(team)}/{uuid7()}", headers=owner), 404)
     problem(await client.get(f"{_versions(team)}/not-a-uuid", headers=owner), 404)
