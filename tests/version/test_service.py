@@ -275,3 +275,24 @@ async def test_a_snapshot_is_one_instant_while_annotations_are_written(
     assert rounds > 1
     assert len(per_item) == 5
     assert len(set(per_item)) == 1, per_item
+
+
+async def test_a_file_that_does_not_match_its_checksum_is_refused(
+    app: Any, client: httpx.AsyncClient, api: Api, team: Team
+) -> None:
+    version = await _snapshot(app, client, team, "v1")
+    path = export_storage(app.state.settings).path(f"version-{version}.jsonl.gz")
+    assert path is not None
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+    diff = await client.get(f"{_versions(team)}/{version}/diff?against={version}", headers=team.owner.headers)
+    problem(diff, 500, "version_corrupt")
+    restore = await client.post(f"{_versions(team)}/{version}/restore", headers=team.owner.headers)
+    await run_restore(app.state.sessionmaker, uuid.UUID(restore.json()["id"]), settings=app.state.settings)
+    job = (await client.get(f"/api/v1/jobs/{restore.json()['id']}", headers=team.owner.headers)).json()
+    assert job["status"] == "failed", job
+    assert job["error_message"].startswith("Nothing was written")
+    projects = (await client.get("/api/v1/projects", headers=team.owner.headers)).json()["items"]
+    assert [project["id"] for project in projects] == [team.project["id"]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ def read_records(source: BinaryIO, checksum: str) -> Iterator[dict[str, Any]]:
         try:
             for line in unzipped:
                 yield orjson.loads(line)
-        except (OSError, EOFError, orjson.JSONDecodeError) as exc:
+        except (OSError, EOFError, zlib.error, orjson.JSONDecodeError) as exc:
             raise SnapshotCorrupt(f"the snapshot file is unreadable: {exc}") from exc
     if hashing.finish() != checksum:
         raise SnapshotCorrupt("the snapshot file does not match its recorded SHA-256")
