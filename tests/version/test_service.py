@@ -237,6 +237,24 @@ async def test_bad_requests_answer_clearly_and_change_nothing(
     problem(await client.get(f"{_versions(team)}/{mine}/diff?against={hidden}", headers=owner), 404)
 
 
+async def test_a_version_of_chosen_containers_holds_only_those(
+    app: Any, client: httpx.AsyncClient, api: Api, team: Team
+) -> None:
+    other_room = await api.container(team.project, team.owner, name="other")
+    await api.items(other_room, team.owner, 3)
+    response = await client.post(
+        _versions(team), json={"tag": "one-room", "container_ids": [team.container["id"]]}, headers=team.owner.headers
+    )
+    await run_snapshot(app.state.sessionmaker, uuid.UUID(response.json()["id"]), settings=app.state.settings)
+    (version,) = (await client.get(_versions(team), headers=team.owner.headers)).json()["items"]
+    assert version["container_ids"] == [team.container["id"]]
+    assert version["counts"] == {"containers": 1, "items": 5, "annotations": 0}
+    whole = await _snapshot(app, client, team, "whole")
+    diff = await _diff(client, team, whole, version["id"])
+    assert diff["summary"]["containers"]["added"] == 1
+    assert diff["summary"]["items"] == {"added": 3, "removed": 0, "changed": 0}
+
+
 async def test_a_snapshot_is_one_instant_while_annotations_are_written(
     app: Any, client: httpx.AsyncClient, api: Api, team: Team
 ) -> None:
