@@ -21,6 +21,7 @@ from sqlalchemy import update
 from annotation_platform.data_export.service import run_export
 from annotation_platform.main import create_app
 from annotation_platform.models import Job, WebhookDelivery
+from annotation_platform.version.service import run_snapshot
 from tests.conftest import PASSWORD, Actor, Api, Team, make_settings
 from tests.data_import.helpers import ROOM, chat_csv
 
@@ -162,6 +163,17 @@ class World:
             )
         listed = await self.api.client.get(f"{webhook}/deliveries", headers=self.team.owner.headers)
         return f"{webhook}/deliveries/{listed.json()['items'][0]['id']}"
+    async def owners_version(self) -> str:
+        """A finished version of the project, taken by the owner."""
+        response = await self.api.client.post(
+            P.format(self.project_id) + "/versions", json={"tag": unique("v")}, headers=self.team.owner.headers
+        )
+        assert response.status_code == 202, response.text
+        await run_snapshot(
+            self.app.state.sessionmaker, uuid.UUID(response.json()["id"]), settings=self.app.state.settings
+        )
+        job = await self.api.client.get(f"/api/v1/jobs/{response.json()['id']}", headers=self.team.owner.headers)
+        return str(job.json()["result"]["version_id"])
 
     async def fail(self, job_id: str) -> None:
         async with self.api.engine.begin() as connection:
@@ -208,6 +220,12 @@ async def _failed_job(world: World, _caller: str) -> Call:
     job_id = await world.owners_export()
     await world.fail(job_id)
     return Call(f"/api/v1/jobs/{job_id}/retry")
+
+
+async def _version(world: World, _caller: str, suffix: str = "") -> Call:
+    version_id = await world.owners_version()
+    query = f"?against={version_id}" if suffix == "/diff" else ""
+    return Call(P.format(world.project_id) + f"/versions/{version_id}{suffix}{query}")
 
 
 def plain(url: str) -> Builder:
@@ -361,6 +379,13 @@ REQUESTS: dict[RouteKey, Builder] = {
     ("GET", "/api/v1/containers/{container_id}/gold/open"): at(
         lambda w: f"/api/v1/containers/{w.container_id}/gold/open?type=thread"
     ),
+    ("POST", "/api/v1/projects/{project_id}/versions"): lambda w, _c: _ready(
+        Call(P.format(w.project_id) + "/versions", json={"tag": unique("v")})
+    ),
+    ("GET", "/api/v1/projects/{project_id}/versions"): at(lambda w: P.format(w.project_id) + "/versions"),
+    ("GET", "/api/v1/projects/{project_id}/versions/{version_id}"): _version,
+    ("GET", "/api/v1/projects/{project_id}/versions/{version_id}/diff"): lambda w, c: _version(w, c, "/diff"),
+    ("POST", "/api/v1/projects/{project_id}/versions/{version_id}/restore"): lambda w, c: _version(w, c, "/restore"),
     ("GET", "/api/v1/jobs"): plain("/api/v1/jobs"),
     ("GET", "/api/v1/jobs/{job_id}"): _job,
     ("GET", "/api/v1/jobs/{job_id}/errors"): lambda w, c: _job(w, c, "/errors"),

@@ -17,6 +17,7 @@ from annotation_platform.job.service import job_service
 from annotation_platform.mail.service import SEND_TASK, deliver
 from annotation_platform.webhook import delivery as webhook_delivery
 from annotation_platform.webhook.events import DELIVER_TASK
+from annotation_platform.version.service import run_restore, run_snapshot
 from workers.app import app, runtime
 
 
@@ -87,6 +88,20 @@ def run_agreement_task(job_id: str) -> None:
     """Computes the agreement report of a container (or a project) too big to compute in the request."""
     current = runtime()
     current.run(run_agreement(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
+
+
+@app.task(name="versions.snapshot")
+def run_snapshot_task(job_id: str) -> None:
+    """Takes a version's snapshot: reads the project in one transaction into a compressed file."""
+    current = runtime()
+    current.run(run_snapshot(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
+
+
+@app.task(name="versions.restore")
+def run_restore_task(job_id: str) -> None:
+    """Restores a version's snapshot into a new project, in one transaction."""
+    current = runtime()
+    current.run(run_restore(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
 
 
 @app.task(

@@ -58,6 +58,7 @@ from annotation_platform.observability.metrics import router as metrics_router
 from annotation_platform.project.endpoints import router as project_router
 from annotation_platform.user.endpoints import router as user_router
 from annotation_platform.webhook.endpoints import router as webhook_router
+from annotation_platform.version.endpoints import router as version_router
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ OPENAPI_TAGS = [
     {"name": "exports", "description": "Writing a project's items and annotations to JSON Lines, JSON or CSV."},
     {"name": "backups", "description": "Database backups (superusers): list them, take one now."},
     {"name": "agreement", "description": "Inter-annotator agreement, disagreements, and adjudicated gold sets."},
+    {"name": "versions", "description": "Named, immutable snapshots of a project: take, list, compare, restore."},
     {"name": "audit", "description": "The audit trail: who changed what, when, from where."},
     {"name": "webhooks", "description": "Signed notifications of a project's events, with retries and a delivery log."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
@@ -168,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         agreement_router,
         audit_router,
         webhook_router,
+        version_router,
     ):
         api.include_router(router)
     app.include_router(api)

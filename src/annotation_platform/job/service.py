@@ -36,6 +36,8 @@ TASK_OF_KIND = {
     JobKind.export.value: "exports.run",
     JobKind.backup.value: "backups.run",
     JobKind.agreement.value: "agreement.run",
+    JobKind.snapshot.value: "versions.snapshot",
+    JobKind.restore.value: "versions.restore",
 }
 WORKER_LOST = (
     "worker lost: no heartbeat for {seconds} s (the worker stopped or was killed); nothing was written. Retry."

@@ -13,6 +13,7 @@ from annotation_platform.models.oauth import OAuthAccount
 from annotation_platform.models.project import Membership, Project, Role
 from annotation_platform.models.user import AuthSession, User
 from annotation_platform.models.webhook import DeliveryStatus, Webhook, WebhookDelivery
+from annotation_platform.models.version import ProjectVersion
 
 __all__ = [
     "AgreementResult",
@@ -32,6 +33,7 @@ __all__ = [
     "Membership",
     "OAuthAccount",
     "Project",
+    "ProjectVersion",
     "Role",
     "User",
     "Webhook",
