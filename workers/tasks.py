@@ -15,9 +15,9 @@ from annotation_platform.data_export.service import export_service, run_export
 from annotation_platform.data_import.service import import_service, run_import
 from annotation_platform.job.service import job_service
 from annotation_platform.mail.service import SEND_TASK, deliver
+from annotation_platform.version.service import run_restore, run_snapshot
 from annotation_platform.webhook import delivery as webhook_delivery
 from annotation_platform.webhook.events import DELIVER_TASK
-from annotation_platform.version.service import run_restore, run_snapshot
 from workers.app import app, runtime
 
 

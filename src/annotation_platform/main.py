@@ -57,8 +57,8 @@ from annotation_platform.observability.metrics import MetricsMiddleware, instrum
 from annotation_platform.observability.metrics import router as metrics_router
 from annotation_platform.project.endpoints import router as project_router
 from annotation_platform.user.endpoints import router as user_router
-from annotation_platform.webhook.endpoints import router as webhook_router
 from annotation_platform.version.endpoints import router as version_router
+from annotation_platform.webhook.endpoints import router as webhook_router
 
 logger = logging.getLogger(__name__)
 

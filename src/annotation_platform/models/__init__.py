@@ -12,8 +12,8 @@ from annotation_platform.models.job import Job, JobError, JobKind, JobStatus
 from annotation_platform.models.oauth import OAuthAccount
 from annotation_platform.models.project import Membership, Project, Role
 from annotation_platform.models.user import AuthSession, User
-from annotation_platform.models.webhook import DeliveryStatus, Webhook, WebhookDelivery
 from annotation_platform.models.version import ProjectVersion
+from annotation_platform.models.webhook import DeliveryStatus, Webhook, WebhookDelivery
 
 __all__ = [
     "AgreementResult",
