@@ -76,7 +76,7 @@ openapi: $(BIN)/.runtime ## write the live OpenAPI document to openapi.json (ref
 	$(BIN)/python -m annotation_platform.core.openapi_changes
 
 browser-tools: ## Debian's chromium, for the test that renders /docs and /redoc; as root or with sudo
-	@if ! command -v chromium >/dev/null; then \
+	@if ! command -v chromium >/dev/null && ! command -v google-chrome >/dev/null; then \
 		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
 			--no-install-recommends chromium; \

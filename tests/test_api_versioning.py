@@ -54,8 +54,6 @@ def test_the_command_refuses_an_undeclared_break_and_writes_nothing(
     before = COMMITTED_DOCUMENT.read_text()
     assert main(["--check", "--base", str(tmp_path / "base.json")]) == 1
     assert "undeclared breaking change: removed operation: GET /api/v1/gone" in capsys.readouterr().err
-    (tmp_path / "same.json").write_text(json.dumps(live))
-    assert main(["--check", "--base", str(tmp_path / "same.json")]) == 0
     assert COMMITTED_DOCUMENT.read_text() == before
 
 

@@ -5,6 +5,7 @@ the session. The OpenAPI document does not depend on the database, so one backen
 from __future__ import annotations
 
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ import pytest
 from annotation_platform.config import Settings
 from annotation_platform.core.queue import create_celery
 from tests.conftest import PASSWORD, make_settings, migrate
-from tests.test_serve_prod import production_server
+from tests.test_serve_prod import STOP_TIMEOUT, production_server
 from tests.workers.test_worker import WORKER_START_TIMEOUT, Worker, _stop, worker_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +56,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     }
     with production_server(database_url, tmp, WEB_CONCURRENCY="1", **env) as server:
         yield Served(server.url, settings, env)
+        # A graceful stop: killing gunicorn's master outright would leave its worker process behind.
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=STOP_TIMEOUT)
 
 
 @pytest.fixture(scope="session")

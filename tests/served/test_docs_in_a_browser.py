@@ -15,7 +15,8 @@ import pytest
 from tests.conftest import in_ci
 from tests.served.conftest import Served
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Debian's package, Ubuntu's name for it, or the Chrome that GitHub's runners come with.
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 RENDER_TIMEOUT = 120
 
 

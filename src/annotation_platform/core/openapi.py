@@ -9,6 +9,8 @@
   a valid example (a pattern, a length) needs `examples` written next to it.
 * `itemSchema` (OpenAPI 3.2, which FastAPI writes for Server-Sent Events) becomes the extension
   `x-itemSchema`: the document says 3.1, and validators and client generators of 3.1 refuse the keyword.
+* A file upload (`contentMediaType`) is also `format: binary`, which client generators (openapi-python-client)
+  and Swagger UI understand as a file rather than a string.
 * A deprecated operation (core/routing.py `deprecated`) states its sunset date in its description and
   documents the `Deprecation`, `Sunset` and `Link` headers of its success responses.
 """
@@ -53,6 +55,7 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 def finish_document(document: dict[str, Any]) -> dict[str, Any]:
     share_page_parameters(document)
     keep_to_openapi_3_1(document)
+    mark_uploads_binary(document)
     add_examples(document)
     describe_deprecations(document)
     return document
@@ -100,6 +103,13 @@ def keep_to_openapi_3_1(document: dict[str, Any]) -> None:
             for media in response.get("content", {}).values():
                 if "itemSchema" in media:
                     media["x-itemSchema"] = media.pop("itemSchema")
+
+
+def mark_uploads_binary(document: dict[str, Any]) -> None:
+    for schema in document.get("components", {}).get("schemas", {}).values():
+        for field in schema.get("properties", {}).values():
+            if field.get("type") == "string" and "contentMediaType" in field:
+                field.setdefault("format", "binary")
 
 
 def add_examples(document: dict[str, Any]) -> None:
