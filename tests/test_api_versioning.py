@@ -107,7 +107,18 @@ def before_document() -> dict[str, Any]:
     return document(
         {
             "/things": {"get": operation(parameters=[LIMIT]), "post": operation(body="ThingCreate")},
-            "/things/{id}": {"get": operation(parameters=[{"name": "id", "in": "path", "required": True}])},
+            "/things/{id}": {
+                "get": operation(
+                    parameters=[
+                        {"name": "id", "in": "path", "required": True},
+                        {
+                            "name": "view",
+                            "in": "query",
+                            "schema": {"anyOf": [{"enum": ["short", "full"]}, {"type": "null"}]},
+                        },
+                    ]
+                )
+            },
         },
         {"Thing": THING, "Status": STATUS, "ThingCreate": THING_CREATE},
     )
@@ -164,6 +175,10 @@ def test_additions_are_not_breaking() -> None:
                 {"name": "X-Tenant", "in": "header", "required": True}
             ),
             "new required parameter: GET /things header X-Tenant",
+        ),
+        (
+            lambda d: d["paths"]["/things/{id}"]["get"]["parameters"][1]["schema"]["anyOf"][0]["enum"].remove("full"),
+            'removed enum value: GET /things/{id} query view "full"',
         ),
         (
             lambda d: d["components"]["schemas"]["ThingCreate"]["required"].append("note"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,18 +47,25 @@ def breaking_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]
     return sorted(set(changes))
 
 
-def _parameters(document: dict[str, Any], operation: dict[str, Any]) -> dict[tuple[str, str], bool]:
+def _parameters(document: dict[str, Any], operation: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     resolved = (resolve(document, parameter) for parameter in operation.get("parameters", []))
-    return {(parameter["in"], parameter["name"]): bool(parameter.get("required")) for parameter in resolved}
+    return {(parameter["in"], parameter["name"]): parameter for parameter in resolved}
 
 
 def _parameter_changes(
     before: dict[str, Any], old: dict[str, Any], after: dict[str, Any], new: dict[str, Any], where: str
 ) -> Iterator[str]:
     old_parameters = _parameters(before, old)
-    for (location, name), required in _parameters(after, new).items():
-        if required and not old_parameters.get((location, name), False):
+    for (location, name), parameter in _parameters(after, new).items():
+        known = old_parameters.get((location, name))
+        if parameter.get("required") and not (known and known.get("required")):
             yield f"new required parameter: {where} {location} {name}"
+        if known and "schema" in known and "schema" in parameter:
+            new_values = {json.dumps(v) for _at, values in _enums_in(after, parameter["schema"], "", 0) for v in values}
+            for _at, values in _enums_in(before, known["schema"], "", 0):
+                for value in values:
+                    if json.dumps(value) not in new_values:
+                        yield f"removed enum value: {where} {location} {name} {json.dumps(value)}"
 
 
 def _body_schema(operation: dict[str, Any]) -> dict[str, Any] | None:
@@ -156,7 +164,7 @@ def _enum_changes(before: dict[str, Any], after: dict[str, Any]) -> Iterator[str
 
 def declared_breaks(path: Path = DECLARED_BREAKS) -> dict[str, str]:
     """The breaks declared on purpose: their description and why."""
-    entries = tomllib.loads(path.read_text())["breaking"] if path.exists() else []
+    entries = tomllib.loads(path.read_text()).get("breaking", []) if path.exists() else []
     return {entry["change"]: entry["reason"] for entry in entries}
 
 
@@ -168,15 +176,18 @@ def live_document() -> dict[str, Any]:
     from annotation_platform.config import Environment, Settings
     from annotation_platform.main import create_app
 
-    # The document depends on the code only; nothing is connected to, and no key is kept anywhere.
-    settings = Settings(
-        _env_file=None,
-        environment=Environment.test,
-        secret_key="-".join(["openapi-document"] * 4),
-        database_url="sqlite+aiosqlite://",
-        redis_url=None,
-    )
-    return create_app(settings).openapi()
+    # The document depends on the code only: nothing is connected to, and the broker folders the app creates
+    # go to a temporary directory.
+    with tempfile.TemporaryDirectory(prefix="openapi-") as data_dir:
+        settings = Settings(
+            _env_file=None,
+            environment=Environment.test,
+            secret_key="-".join(["openapi-document"] * 4),
+            database_url="sqlite+aiosqlite://",
+            redis_url=None,
+            data_dir=Path(data_dir),
+        )
+        return create_app(settings).openapi()
 
 
 def render(document: dict[str, Any]) -> str:
