@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +12,9 @@ import pytest
 from fastapi import FastAPI
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from pydantic import BaseModel
 
+from annotation_platform.core.errors import NotAuthenticated, problem_responses
 from annotation_platform.core.openapi import PAGE_PARAMETER_COMPONENTS
 from annotation_platform.main import create_app
 from tests.conftest import make_settings
@@ -229,9 +232,6 @@ async def test_both_security_schemes_are_declared_and_offered_wherever_a_caller_
         "X-API-Key",
     )
     assert all(scheme.get("description") for scheme in schemes.values())
-    for method, path, operation in api_operations(schema):
-        if "401" in operation["responses"]:
-            assert operation.get("security") == [{"bearer": []}, {"apiKey": []}], f"{method.upper()} {path}"
 
 
 def json_bodies(operation: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -256,20 +256,25 @@ def placeholders(value: Any, at: str = "") -> list[str]:
     return []
 
 
-async def test_every_json_body_and_success_response_has_a_valid_example(schema: dict[str, Any]) -> None:
-    examples = 0
-    for method, path, operation in [*api_operations(schema), *health_operations(schema)]:
-        for where, media in json_bodies(operation):
-            label = f"{method.upper()} {path} {where}"
-            assert "example" in media, label
-            root = {**media["schema"], "components": schema["components"]}
-            errors = [error.message for error in Draft202012Validator(root).iter_errors(media["example"])]
-            assert errors == [], (label, media["example"])
-            if where == "request":
-                # What a reader copies must be realistic: write `examples=[...]` on the field named here.
-                assert placeholders(media["example"]) == [], (label, placeholders(media["example"]))
-            examples += 1
-    assert examples >= 80
+def operation_problems(schema: dict[str, Any], operation: dict[str, Any]) -> list[str]:
+    """What one operation lacks of the contract: security, valid examples, a sunset date."""
+    problems = []
+    if "401" in operation["responses"] and operation.get("security") != [{"bearer": []}, {"apiKey": []}]:
+        problems.append("documents 401 but does not offer both security schemes (bearer, apiKey)")
+    for where, media in json_bodies(operation):
+        if "example" not in media:
+            problems.append(f"{where}: no example")
+            continue
+        root = {**media["schema"], "components": schema["components"]}
+        problems += [
+            f"{where}: invalid example: {e.message}" for e in Draft202012Validator(root).iter_errors(media["example"])
+        ]
+        if where == "request":
+            # What a reader copies must be realistic: write `examples=[...]` on the field named here.
+            problems += [f"request: example needs `examples=` on {at}" for at in placeholders(media["example"])]
+    if operation.get("deprecated") and not {"x-deprecated-since", "x-sunset", "x-deprecation-link"} <= set(operation):
+        problems.append("deprecated without core/routing.py `deprecated(since=..., sunset=...)`")
+    return problems
 
 
 def health_operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -282,11 +287,44 @@ def health_operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, 
     ]
 
 
-async def test_deprecated_operations_say_when_they_go(schema: dict[str, Any]) -> None:
-    for method, path, operation in api_operations(schema):
-        if operation.get("deprecated"):
-            # Deprecated only through core/routing.py `deprecated(...)`, which gives the dates and headers.
-            assert {"x-deprecated-since", "x-sunset", "x-deprecation-link"} <= set(operation), f"{method} {path}"
+async def test_every_operation_has_security_valid_examples_and_sunset_dates_where_needed(
+    schema: dict[str, Any],
+) -> None:
+    problems = {
+        f"{method.upper()} {path}": found
+        for method, path, operation in [*api_operations(schema), *health_operations(schema)]
+        if (found := operation_problems(schema, operation))
+    }
+    assert problems == {}
+    examples = sum(len(json_bodies(operation)) for _method, _path, operation in api_operations(schema))
+    assert examples >= 75
+
+
+class Note(BaseModel):
+    text: str
+
+
+async def test_an_operation_lacking_a_piece_is_caught(tmp_path: Path) -> None:
+    """The checks above, on a deliberately incomplete operation added to an app of its own."""
+    application = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", tmp_path))
+
+    @application.post(
+        "/api/v1/notes", operation_id="createNote", deprecated=True, responses=problem_responses(NotAuthenticated)
+    )
+    async def create_note(note: Note) -> Note:
+        """Takes a note without asking who is calling."""
+        return note
+
+    try:
+        document = application.openapi()
+        problems = operation_problems(document, document["paths"]["/api/v1/notes"]["post"])
+    finally:
+        await application.state.engine.dispose()
+    assert problems == [
+        "documents 401 but does not offer both security schemes (bearer, apiKey)",
+        "request: example needs `examples=` on .text",
+        "deprecated without core/routing.py `deprecated(since=..., sunset=...)`",
+    ]
 
 
 async def test_docs_pages_use_only_local_assets(http: httpx.AsyncClient) -> None:
