@@ -39,7 +39,7 @@ _FORMAT_EXAMPLES: dict[str, Any] = {
     "ipvanyaddress": "192.0.2.10",
     "ipvanynetwork": "192.0.2.0/24",
     "binary": "",
-    "password": "correct horse battery staple",
+    "password": "correct horse battery staple",  # nosec B105 - the example shown for password fields
 }
 
 
