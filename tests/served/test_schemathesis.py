@@ -29,6 +29,7 @@ from tests.served.conftest import Served
 from tests.workers.test_worker import JOB_TIMEOUT, Worker
 
 MAX_EXAMPLES = 5
+ENDING = ("queued", "running")
 REQUEST_TIMEOUT = 30
 CHECKS = [
     not_a_server_error,
@@ -84,9 +85,10 @@ class Caller:
     def wait_for(self, job_id: str) -> None:
         """An ended job: its event stream ends at once instead of staying open."""
         deadline = time.monotonic() + JOB_TIMEOUT
-        while self.http.get(f"/api/v1/jobs/{job_id}", headers=self.headers).json()["status"] != "succeeded":
-            assert time.monotonic() < deadline, f"the import job did not succeed in {JOB_TIMEOUT}s"
+        while (job := self.http.get(f"/api/v1/jobs/{job_id}", headers=self.headers).json())["status"] in ENDING:
+            assert time.monotonic() < deadline, f"the import job has not ended in {JOB_TIMEOUT}s: {job}"
             time.sleep(0.1)
+        assert job["status"] == "succeeded", job
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self.http.post(path, json=body, headers=self.headers)
