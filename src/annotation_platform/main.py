@@ -44,6 +44,7 @@ from annotation_platform.core.http_security import (
 )
 from annotation_platform.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from annotation_platform.core.migrations import MigrationsNotFound, head_revisions
+from annotation_platform.core.openapi import finish_document
 from annotation_platform.core.queue import create_celery
 from annotation_platform.core.rate_limit import RateLimiter, RateLimitHeadersMiddleware
 from annotation_platform.data_export.endpoints import router as export_router
@@ -275,5 +276,5 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
-    app.openapi_schema = schema
+    app.openapi_schema = finish_document(schema)
     return schema

@@ -62,7 +62,7 @@ class AnnotationUpdate(PatchModel):
 
     nullable_fields: ClassVar[frozenset[str]] = frozenset({"start_offset", "end_offset"})
 
-    type: TypeSlug | None = None
+    type: TypeSlug | None = Field(default=None, examples=["thread"])
     data: JsonObject | None = None
     start_offset: int | None = Field(default=None, ge=0, le=2**31 - 1)
     end_offset: int | None = Field(default=None, ge=1, le=2**31 - 1)

@@ -19,8 +19,8 @@ class ContainerCreate(InputModel):
 class ContainerUpdate(PatchModel):
     nullable_fields: ClassVar[frozenset[str]] = frozenset({"item_schema"})
 
-    name: Name | None = None
-    type: TypeSlug | None = None
+    name: Name | None = Field(default=None, examples=["Room 10"])
+    type: TypeSlug | None = Field(default=None, examples=["chat_room"])
     item_schema: JsonObject | None = Field(default=None, description=ITEM_SCHEMA_DESCRIPTION)
 
 

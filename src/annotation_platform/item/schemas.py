@@ -52,7 +52,7 @@ class ItemUpdate(PatchModel, _ParentRef):
     nullable_fields: ClassVar[frozenset[str]] = frozenset({"parent_id", "parent_external_id"})
 
     external_id: ExternalId | None = None
-    content: Content | None = None
+    content: Content | None = Field(default=None, examples=["Na minha opinião a vacinação deveria ser um dever."])
     metadata: JsonObject | None = None
     sequence: Sequence | None = None
 

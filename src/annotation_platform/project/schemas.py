@@ -26,9 +26,9 @@ class ProjectCreate(InputModel):
 
 
 class ProjectUpdate(PatchModel):
-    name: Name | None = None
-    description: Description | None = None
-    type: TypeSlug | None = None
+    name: Name | None = Field(default=None, examples=["Vaccination debates, round 2"])
+    description: Description | None = Field(default=None, examples=["Second round, with the new guidelines."])
+    type: TypeSlug | None = Field(default=None, examples=["chat_disentanglement"])
     settings: JsonObject | None = None
 
 
