@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from annotation_platform.change.schemas import ChangeRead
+from annotation_platform.change.service import change_service
+from annotation_platform.config import SettingsDep
+from annotation_platform.core.db import SessionDep
+from annotation_platform.core.errors import LIST_ERRORS, problem_responses
+from annotation_platform.core.pagination import Page, PageParamsDep, page_response
+from annotation_platform.core.routing import ApiRoute
+from annotation_platform.project.dependencies import ProjectReader
+
+router = APIRouter(tags=["changes"], route_class=ApiRoute)
+
+
+@router.get(
+    "/projects/{project_id}/changes",
+    operation_id="listProjectChanges",
+    response_model=Page[ChangeRead],
+    responses=problem_responses(*LIST_ERRORS),
+)
+async def list_project_changes(
+    request: Request, access: ProjectReader, session: SessionDep, settings: SettingsDep, page: PageParamsDep
+) -> Response:
+    """Created, updated and deleted containers, items and annotations in commit order; poll with the last cursor.
+
+    A page ends at the last change every earlier transaction has settled, so a change committed late is never
+    skipped. An empty page with a cursor means: nothing new yet, ask again with the same cursor."""
+    changes, cursor, total = await change_service.page(session, access=access, params=page)
+    return page_response(request, changes, cursor, total, settings.public_base_url)
