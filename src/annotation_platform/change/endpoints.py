@@ -23,9 +23,10 @@ router = APIRouter(tags=["changes"], route_class=ApiRoute)
 async def list_project_changes(
     request: Request, access: ProjectReader, session: SessionDep, settings: SettingsDep, page: PageParamsDep
 ) -> Response:
-    """Created, updated and deleted containers, items and annotations in commit order; poll with the last cursor.
+    """Created, updated and deleted containers, items and annotations in commit order; poll with `next_cursor`.
 
-    A page ends at the last change every earlier transaction has settled, so a change committed late is never
-    skipped. An empty page with a cursor means: nothing new yet, ask again with the same cursor."""
-    changes, cursor, total = await change_service.page(session, access=access, params=page)
-    return page_response(request, changes, cursor, total, settings.public_base_url)
+    `next_cursor` is always set: it is where to resume. `Link: rel="next"` is sent only while more changes are
+    ready; an empty page means nothing new yet. A page stops before any change whose transaction may still be
+    overtaken by an earlier one, so a change committed late is never skipped."""
+    changes, cursor, more, total = await change_service.page(session, access=access, params=page)
+    return page_response(request, changes, cursor, total, settings.public_base_url, has_next=more)

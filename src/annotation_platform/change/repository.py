@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
+from annotation_platform.core.pagination import Keyset, PageParams, encode_cursor, fetch_page
 from annotation_platform.models import Change
 
 PG_CURRENT_TXID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
@@ -78,14 +78,21 @@ class ChangeRepository:
 
     async def page(
         self, session: AsyncSession, project_id: uuid.UUID, params: PageParams
-    ) -> tuple[list[Change], str | None, int | None]:
+    ) -> tuple[list[Change], str, bool, int | None]:
+        """A page of settled entries, the cursor to resume from (always one: the feed goes on), whether more
+        entries are ready now, and the total if asked for."""
         statement = select(Change).where(Change.project_id == project_id, Change.txid < settled_txid_horizon())
         rows, cursor = await fetch_page(session, statement, self.keyset, params, lambda r: (r[0].txid, r[0].position))
+        more = cursor is not None
+        if cursor is None:
+            cursor = encode_cursor((rows[-1][0].txid, rows[-1][0].position)) if rows else params.cursor
+        # Before every entry: txids and positions start above 0.
+        cursor = cursor or encode_cursor((0, 0))
         total = None
         if params.include_total:
             counted = select(func.count()).select_from(statement.subquery())
             total = int((await session.execute(counted)).scalar_one())
-        return [row[0] for row in rows], cursor, total
+        return [row[0] for row in rows], cursor, more, total
 
 
 change_repository = ChangeRepository()

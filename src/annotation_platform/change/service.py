@@ -57,9 +57,9 @@ class ChangeService:
 
     async def page(
         self, session: AsyncSession, *, access: ProjectAccess, params: PageParams
-    ) -> tuple[list[ChangeRead], str | None, int | None]:
-        changes, cursor, total = await change_repository.page(session, access.project.id, params)
-        return [ChangeRead.model_validate(change) for change in changes], cursor, total
+    ) -> tuple[list[ChangeRead], str, bool, int | None]:
+        changes, cursor, more, total = await change_repository.page(session, access.project.id, params)
+        return [ChangeRead.model_validate(change) for change in changes], cursor, more, total
 
 
 change_service = ChangeService()
