@@ -108,7 +108,9 @@ class AnnotationRepository:
         ).where(Annotation.id == bindparam("target", type_=Uuid()))
         columns = ["annotation_id", "version", "container_id", "item_id", "action", *REVISION_CONTENT]
         statement = insert(AnnotationRevision).from_select([*columns, "changed_by", "changed_at"], values)
-        await session.execute(statement, [{"target": annotation_id} for annotation_id in annotation_ids])
+        # Core, not the ORM's bulk insert, which takes a list of parameters for rows of values.
+        connection = await session.connection()
+        await connection.execute(statement, [{"target": annotation_id} for annotation_id in annotation_ids])
 
     async def insert_deletion_revisions(
         self, session: AsyncSession, annotations: Select[Any], *, changed_by: uuid.UUID | None, now: datetime
