@@ -25,7 +25,8 @@ class AnnotationRevision(Base):
 
     `version` is the annotation's version after the change; a deletion is the version after the last one, with
     the last content. No foreign key to the annotation or its item, which may be deleted while the history stays;
-    the history goes with the annotation's container (and so with its project).
+    the history goes with the annotation's container (and so with its project). `changed_by` has no foreign key,
+    as in the audit trail: history is not rewritten when an account is deleted.
     """
 
     __tablename__ = "annotation_revisions"
@@ -45,7 +46,7 @@ class AnnotationRevision(Base):
     end_offset: Mapped[int | None]
     is_gold: Mapped[bool]
     reverted_from: Mapped[int | None]
-    changed_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    changed_by: Mapped[uuid.UUID | None]
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
