@@ -41,12 +41,11 @@ class AnnotationRepository:
 
     async def deleted_with_role(
         self, session: AsyncSession, annotation_id: uuid.UUID, user: User
-    ) -> tuple[str | None, uuid.UUID] | None:
-        """For an annotation that no longer exists but has a history: the caller's role in its project and the
-        project's id."""
+    ) -> tuple[str | None] | None:
+        """For an annotation that no longer exists but has a history: (the caller's role in its project,)."""
         membership = (Membership.project_id == Container.project_id) & (Membership.user_id == user.id)
         statement = (
-            select(Membership.role, Container.project_id)
+            select(Membership.role)
             .select_from(AnnotationRevision)
             .join(Container, Container.id == AnnotationRevision.container_id)
             .outerjoin(Membership, membership)
@@ -54,7 +53,7 @@ class AnnotationRepository:
             .limit(1)
         )
         row = (await session.execute(statement)).first()
-        return (row[0], row[1]) if row else None
+        return (row[0],) if row else None
 
     async def revisions(
         self, session: AsyncSession, annotation_id: uuid.UUID, params: PageParams

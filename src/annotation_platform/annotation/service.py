@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -79,7 +80,6 @@ class HistoryAccess:
     """An annotation's history: of a live annotation for anyone who may read it, of a deleted one for managers."""
 
     annotation_id: uuid.UUID
-    project_id: uuid.UUID
 
 
 def etag_of(annotation: Annotation | AnnotationRead) -> str:
@@ -98,7 +98,7 @@ def _to_read(annotation: Annotation) -> AnnotationRead:
     return AnnotationRead.model_validate(annotation)
 
 
-def _revision_of(annotation: AnnotationRead, action: str, user: User, when: Any) -> dict[str, Any]:
+def _revision_of(annotation: AnnotationRead, action: str, user: User, when: datetime) -> dict[str, Any]:
     return {
         "annotation_id": annotation.id,
         "version": annotation.version,
@@ -123,12 +123,12 @@ class AnnotationService:
         found = await annotation_repository.get_with_role(session, annotation_id, user)
         if found is not None:
             authorize_found((found[0], found[1]), user, Action.read, "annotation")
-            return HistoryAccess(annotation_id=annotation_id, project_id=found[2])
+            return HistoryAccess(annotation_id=annotation_id)
         deleted = await annotation_repository.deleted_with_role(session, annotation_id, user)
         # Anyone below manager learns nothing about a deleted annotation, not even that it existed.
         if deleted is None or not role_allows(effective_role(deleted[0], user), Action.manage):
             raise NotFound("No such annotation.")
-        return HistoryAccess(annotation_id=annotation_id, project_id=deleted[1])
+        return HistoryAccess(annotation_id=annotation_id)
 
     async def history(
         self, session: AsyncSession, *, access: HistoryAccess, params: PageParams
