@@ -4,7 +4,6 @@ never misses a change, even one whose transaction started first and committed la
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -17,6 +16,7 @@ from annotation_platform.item.service import item_service
 from annotation_platform.models import User
 from annotation_platform.project.permissions import Action
 from tests.conftest import Api, Team, problem
+from tests.history import catch_up, read_changes
 
 
 def _feed_url(team: Team) -> str:
@@ -24,35 +24,17 @@ def _feed_url(team: Team) -> str:
 
 
 async def _read(client: httpx.AsyncClient, team: Team, cursor: str | None, limit: int = 500) -> tuple[list[Any], str]:
-    params: dict[str, Any] = {"limit": limit}
-    if cursor:
-        params["cursor"] = cursor
-    response = await client.get(_feed_url(team), params=params, headers=team.viewer.headers)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["next_cursor"], "the feed always hands out a cursor to resume from"
-    if "Link" in response.headers:
-        assert len(body["items"]) == limit, "rel=next only while more changes are ready"
-    return body["items"], body["next_cursor"]
+    return await read_changes(client, team.project["id"], team.viewer.headers, cursor, limit)
 
 
 async def _catch_up(
     client: httpx.AsyncClient, team: Team, cursor: str | None, expected: int, limit: int = 500
 ) -> tuple[list[Any], str]:
-    """Polls until `expected` more entries arrived (other databases' transactions on a shared PostgreSQL server
-    may hold the settled horizon back for a moment)."""
-    seen: list[Any] = []
-    deadline = time.monotonic() + 30
-    while len(seen) < expected and time.monotonic() < deadline:
-        items, cursor = await _read(client, team, cursor, limit)
-        seen += items
-        if not items:
-            await asyncio.sleep(0.05)
-    return seen, str(cursor)
+    return await catch_up(client, team.project["id"], team.viewer.headers, cursor, expected, limit)
 
 
 async def test_every_write_appears_once_in_order(client: httpx.AsyncClient, api: Api, team: Team) -> None:
-    setup, cursor = await _read(client, team, None)
+    setup, cursor = await _catch_up(client, team, None, 6)
     assert [(c["resource_type"], c["action"]) for c in setup] == [("container", "created")] + [("item", "created")] * 5
     assert (setup[0]["version"], setup[0]["changed_by"]) == (1, team.owner.id)
     assert {c["resource_id"] for c in setup[1:]} == {item["id"] for item in team.items}
@@ -71,8 +53,8 @@ async def test_every_write_appears_once_in_order(client: httpx.AsyncClient, api:
     other = await api.container(team.project, team.owner)
     await client.delete(f"/api/v1/containers/{other['id']}", headers=team.owner.headers)
 
-    first, after_first = await _read(client, team, cursor, limit=4)
-    rest, end = await _read(client, team, after_first)
+    first, after_first = await _catch_up(client, team, cursor, 4, limit=4)
+    rest, end = await _catch_up(client, team, after_first, 6)
     seen = [(c["resource_type"], c["action"], c["version"]) for c in first + rest]
     assert seen == [
         ("annotation", "created", 1),
@@ -99,7 +81,7 @@ async def test_every_write_appears_once_in_order(client: httpx.AsyncClient, api:
 
 async def test_concurrent_writers_lose_nothing(client: httpx.AsyncClient, api: Api, team: Team) -> None:
     """Writers and a polling reader at the same time: the reader ends up with every entry exactly once."""
-    _, cursor = await _read(client, team, None)
+    _, cursor = await _catch_up(client, team, None, 6)
     collected: list[Any] = []
     done = asyncio.Event()
 
@@ -132,7 +114,7 @@ async def test_a_change_committed_late_is_not_skipped(
     """A transaction that wrote first but commits last: the feed waits for it instead of moving past it."""
     if backend != "postgresql":
         pytest.skip("SQLite runs one writing transaction at a time: commit order is position order")
-    _, cursor = await _read(client, team, None)
+    _, cursor = await _catch_up(client, team, None, 6)
     async with app.state.sessionmaker() as session:
         annotator = await session.get(User, uuid.UUID(team.annotator.id))
         assert annotator is not None
