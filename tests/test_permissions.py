@@ -115,6 +115,15 @@ class World:
     async def owners_annotation(self) -> str:
         return str((await self.api.annotate(self.team.items[0], self.team.owner))["id"])
 
+    async def owners_edited_annotation(self) -> str:
+        """The owner's annotation at version 2, so that it has an earlier version to revert to."""
+        annotation_id = await self.owners_annotation()
+        response = await self.api.client.patch(
+            f"/api/v1/annotations/{annotation_id}", json={"data": {"thread_id": "2"}}, headers=self.team.owner.headers
+        )
+        assert response.status_code == 200, response.text
+        return annotation_id
+
     async def owners_session(self) -> str:
         owner = self.team.owner
         login = await self.api.client.post(
@@ -353,6 +362,18 @@ REQUESTS: dict[RouteKey, Builder] = {
     ),
     ("DELETE", "/api/v1/annotations/{annotation_id}"): fresh(
         World.owners_annotation, lambda annotation_id: f"/api/v1/annotations/{annotation_id}"
+    ),
+    ("GET", "/api/v1/annotations/{annotation_id}/history"): fresh(
+        World.owners_annotation, lambda annotation_id: f"/api/v1/annotations/{annotation_id}/history"
+    ),
+    ("POST", "/api/v1/annotations/{annotation_id}/revert"): fresh(
+        World.owners_edited_annotation,
+        lambda annotation_id: f"/api/v1/annotations/{annotation_id}/revert",
+        json={"version": 1},
+    ),
+    ("GET", "/api/v1/projects/{project_id}/changes"): at(lambda w: P.format(w.project_id) + "/changes"),
+    ("GET", "/api/v1/containers/{container_id}/item-schemas"): at(
+        lambda w: f"/api/v1/containers/{w.container_id}/item-schemas"
     ),
     ("POST", "/api/v1/containers/{container_id}/imports"): _import,
     ("POST", "/api/v1/projects/{project_id}/exports"): at(

@@ -25,6 +25,7 @@ from annotation_platform.audit.endpoints import router as audit_router
 from annotation_platform.audit.monitor import DeniedAccessMonitor
 from annotation_platform.auth.endpoints import router as auth_router
 from annotation_platform.backup.endpoints import router as backup_router
+from annotation_platform.change.endpoints import router as change_router
 from annotation_platform.config import Environment, Settings, get_settings, parse_networks
 from annotation_platform.container.endpoints import router as container_router
 from annotation_platform.core.clients import IpAllowListMiddleware
@@ -90,6 +91,7 @@ OPENAPI_TAGS = [
     },
     {"name": "items", "description": "The things to annotate, in `sequence` order."},
     {"name": "annotations", "description": "Labels on items, one author each, versioned."},
+    {"name": "changes", "description": "A project's change feed: what was created, updated or deleted, in order."},
     {"name": "jobs", "description": "Background work (imports, exports, backups): status, progress, errors."},
     {"name": "imports", "description": "Loading CSV, JSON and JSON Lines files into a container."},
     {"name": "exports", "description": "Writing a project's items and annotations to JSON Lines, JSON or CSV."},
@@ -164,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         container_router,
         item_router,
         annotation_router,
+        change_router,
         job_router,
         import_router,
         export_router,

@@ -146,6 +146,13 @@ class PreconditionFailed(AppError):
     description = "`If-Match` did not match the current ETag: someone changed it. Re-read, then retry."
 
 
+class PreconditionRequired(AppError):
+    status = 428
+    code = "if_match_required"
+    title = "If-Match required"
+    description = "This project makes `If-Match` mandatory for this change: read the resource, send its `ETag`."
+
+
 class PayloadTooLarge(AppError):
     status = 413
     code = "payload_too_large"

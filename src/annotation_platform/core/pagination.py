@@ -129,8 +129,11 @@ def page_response(
     next_cursor: str | None,
     total: int | None,
     public_base_url: str | None = None,
+    *,
+    has_next: bool | None = None,
 ) -> Response:
-    """The page as JSON, with a `Link: <...>; rel="next"` header when there is a next page."""
+    """The page as JSON, with a `Link: <...>; rel="next"` header when there is a next page (by default: when
+    there is a next cursor; a feed hands out a cursor to resume from even when it has nothing more yet)."""
     body = b"".join(
         (
             b'{"items":[',
@@ -142,7 +145,7 @@ def page_response(
         )
     )
     headers = {}
-    if next_cursor is not None:
+    if next_cursor is not None and has_next is not False:
         headers["Link"] = f'<{next_page_url(request, next_cursor, public_base_url)}>; rel="next"'
     return Response(body, media_type="application/json", headers=headers)
 

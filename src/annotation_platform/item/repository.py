@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, Uuid, func, insert, select, update
+from sqlalchemy import Select, String, Uuid, func, insert, literal, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
 from annotation_platform.core.sql import rows_where_in
+from annotation_platform.core.types import UTCDateTime
 from annotation_platform.models import Annotation, Container, Item, Membership, User
 
 
@@ -59,6 +61,21 @@ class ItemRepository:
 
     async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         await session.execute(insert(Item), rows)
+
+    def detach_changes_of(
+        self, item: Item, *, project_id: uuid.UUID, changed_by: uuid.UUID | None, now: datetime
+    ) -> Select[Any]:
+        """The change-feed entries (`CHANGE_COLUMNS`, `changed_at`) of the replies that lose `item` as parent."""
+        return select(
+            literal(project_id, Uuid()),
+            literal("item"),
+            Item.id,
+            Item.container_id,
+            literal("updated"),
+            null(),
+            literal(changed_by, Uuid()),
+            literal(now, UTCDateTime()),
+        ).where(Item.parent_id == item.id, Item.container_id == item.container_id)
 
     async def detach_children(self, session: AsyncSession, item: Item) -> None:
         await session.execute(

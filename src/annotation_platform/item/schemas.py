@@ -65,6 +65,9 @@ class ItemRead(ReadModel):
     metadata: dict[str, Any] = Field(validation_alias="metadata_")
     sequence: int
     parent_id: Id | None
+    schema_version: int = Field(
+        description="The container's item schema version the metadata was last validated against (read-only)."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -13,7 +13,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.annotation.repository import annotation_repository
+from annotation_platform.audit.context import context_of
 from annotation_platform.audit.service import audit_service, changed_fields
+from annotation_platform.change.service import change_service
 from annotation_platform.container.repository import container_repository
 from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
@@ -154,6 +157,7 @@ class ItemService:
             if problem:
                 raise MetadataInvalid(problem, errors=[{"loc": ["body", "metadata"], "msg": problem, "type": "schema"}])
             item.metadata_ = changes.pop("metadata")
+            item.schema_version = container.item_schema_version
         if changes.get("external_id", item.external_id) != item.external_id:
             taken = await item_repository.ids_by_external_id(session, item.container_id, [changes["external_id"]])
             if taken:
@@ -180,6 +184,14 @@ class ItemService:
             setattr(item, key, value)
         await session.flush()
         after = _to_read(item)
+        if after != before:
+            await change_service.record(
+                session,
+                project_id=access.project_id,
+                resource_type="item",
+                action="updated",
+                entries=[(item.id, item.container_id, None)],
+            )
         old, new = changed_fields(before, after)
         audit_service.record(
             session,
@@ -204,6 +216,27 @@ class ItemService:
             before={"container_id": item.container_id, "external_id": item.external_id},
         )
         await emit(session, access.project_id, ITEM_DELETED, _event_data([_to_read(item)]))
+        # The annotations go with the item: their history keeps a `deleted` revision, the feed an entry each.
+        changed_by, now = context_of(session).user_id, utcnow()
+        annotations = annotation_repository.ids_on_item(item.id)
+        await annotation_repository.insert_deletion_revisions(session, annotations, changed_by=changed_by, now=now)
+        await change_service.record_from(
+            session,
+            annotation_repository.deletion_changes_of(
+                annotations, project_id=access.project_id, changed_by=changed_by, now=now
+            ),
+        )
+        await change_service.record_from(
+            session,
+            item_repository.detach_changes_of(item, project_id=access.project_id, changed_by=changed_by, now=now),
+        )
+        await change_service.record(
+            session,
+            project_id=access.project_id,
+            resource_type="item",
+            action="deleted",
+            entries=[(item.id, item.container_id, None)],
+        )
         await item_repository.detach_children(session, item)
         await item_repository.delete(session, item)
         await container_repository.add_to_item_count(session, item.container_id, -1)
@@ -277,6 +310,7 @@ class ItemService:
                     "metadata_": data.metadata,
                     "sequence": data.sequence,
                     "parent_id": parent_id,
+                    "schema_version": container.item_schema_version,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -295,6 +329,13 @@ class ItemService:
             else:
                 next_sequence = max(next_sequence, row["sequence"] + 1)
         await item_repository.insert_many(session, rows)
+        await change_service.record(
+            session,
+            project_id=container.project_id,
+            resource_type="item",
+            action="created",
+            entries=[(row["id"], container.id, None) for row in rows],
+        )
         return [
             ItemRead(
                 id=row["id"],
@@ -304,6 +345,7 @@ class ItemService:
                 metadata=row["metadata_"],
                 sequence=row["sequence"],
                 parent_id=row["parent_id"],
+                schema_version=row["schema_version"],
                 created_at=row["created_at"],
                 updated_at=row["updated_at"],
             )

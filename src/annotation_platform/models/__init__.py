@@ -6,7 +6,8 @@ from annotation_platform.models.api_key import ApiKey
 from annotation_platform.models.audit import AuditEvent
 from annotation_platform.models.backup import Backup
 from annotation_platform.models.base import Base
-from annotation_platform.models.container import Container
+from annotation_platform.models.container import Container, ContainerSchemaVersion
+from annotation_platform.models.history import AnnotationRevision, Change
 from annotation_platform.models.item import Item
 from annotation_platform.models.job import Job, JobError, JobKind, JobStatus
 from annotation_platform.models.oauth import OAuthAccount
@@ -18,13 +19,16 @@ from annotation_platform.models.webhook import DeliveryStatus, Webhook, WebhookD
 __all__ = [
     "AgreementResult",
     "Annotation",
+    "AnnotationRevision",
     "ApiKey",
     "AuditEvent",
     "AuthSession",
     "Backup",
     "Base",
+    "Change",
     "Container",
     "DeliveryStatus",
+    "ContainerSchemaVersion",
     "Item",
     "Job",
     "JobError",
