@@ -172,6 +172,7 @@ class World:
             )
         listed = await self.api.client.get(f"{webhook}/deliveries", headers=self.team.owner.headers)
         return f"{webhook}/deliveries/{listed.json()['items'][0]['id']}"
+
     async def owners_version(self) -> str:
         """A finished version of the project, taken by the owner."""
         response = await self.api.client.post(

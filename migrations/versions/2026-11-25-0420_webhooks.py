@@ -3,7 +3,7 @@
 New tables only; no existing table or row is touched.
 
 Revision ID: 7c3b9e1f4a25
-Revises: 5c1e0a7d2b94
+Revises: 594fae559e75
 Create Date: 2026-11-25 04:20:00+00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "7c3b9e1f4a25"
-down_revision: str | Sequence[str] | None = "5c1e0a7d2b94"
+down_revision: str | Sequence[str] | None = "594fae559e75"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -50,6 +50,7 @@ from annotation_platform.version.schemas import (
     VersionRead,
     VersionRestore,
 )
+from annotation_platform.webhook.events import VERSION_CREATED, emit
 
 logger = logging.getLogger(__name__)
 
@@ -444,6 +445,8 @@ async def _snapshot(run: _Run, version_id: uuid.UUID, storage: ExportStorage, na
             session, job_id=run.job.id, status=JobStatus.succeeded, result=result, done=items
         ):
             raise JobLost()
+        if run.job.project_id is not None:
+            await emit(session, run.job.project_id, VERSION_CREATED, {"version": result})
     job_service.forget_cancel_request(job_id=run.job.id, settings=run.settings)
 
 

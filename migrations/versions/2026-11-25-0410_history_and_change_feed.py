@@ -6,8 +6,8 @@ above it, by their author); existing containers get their current item schema as
 version 1. The change feed starts empty: it records changes from this revision on.
 
 Revision ID: 594fae559e75
-Revises: 5c1e0a7d2b94
-Create Date: 2026-11-25 04:08:00+00:00
+Revises: 7c5054c5c3ff
+Create Date: 2026-11-25 04:10:00+00:00
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "594fae559e75"
-down_revision: str | Sequence[str] | None = "5c1e0a7d2b94"
+down_revision: str | Sequence[str] | None = "7c5054c5c3ff"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
