@@ -15,6 +15,7 @@ from annotation_platform.data_export.storage import export_storage
 from annotation_platform.version.service import run_restore, run_snapshot
 from annotation_platform.version.snapshot import open_snapshot
 from tests.conftest import Actor, Api, Team, problem
+from tests.history import assert_history_complete, catch_up
 
 
 def _versions(team: Team, project_id: str | None = None) -> str:
@@ -185,6 +186,13 @@ async def test_snapshot_change_diff_restore_and_the_restored_copy_diffs_empty(
     assert empty["items"] == []
     assert empty["total"] == 0
     assert empty["summary"]["annotations"] == {"added": 0, "removed": 0, "changed": 0}
+    assert await assert_history_complete(app.state.engine) > 0, "the copy's annotations have their history too"
+    feed, _ = await catch_up(client, copy_id, team.owner.headers, None, expected=7)  # 1 container, 5 items, ...
+    assert {(change["resource_type"], change["action"]) for change in feed} >= {
+        ("container", "created"),
+        ("item", "created"),
+        ("annotation", "created"),
+    }
     untouched = await _snapshot(app, client, team, "v2.1")
     assert (await _diff(client, team, untouched, second, include_total="true"))["total"] == 0
 

@@ -16,8 +16,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from annotation_platform.annotation.repository import REVISION_CONTENT, annotation_repository
 from annotation_platform.audit.service import audit_service
+from annotation_platform.change.service import change_service
 from annotation_platform.config import Settings, get_settings
+from annotation_platform.container.repository import container_repository
 from annotation_platform.core.errors import AppError, Conflict, Forbidden, NotFound
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams, decode_cursor, encode_cursor
@@ -28,6 +31,7 @@ from annotation_platform.data_export.storage import ExportStorage, export_storag
 from annotation_platform.job.service import job_service
 from annotation_platform.models import (
     Container,
+    ContainerSchemaVersion,
     Job,
     JobKind,
     JobStatus,
@@ -494,6 +498,7 @@ class _Restorer:
         self.storage = storage
         self.users: dict[str, uuid.UUID | None] = {}
         self.item_counts: dict[uuid.UUID, int] = {}
+        self.project_id: uuid.UUID | None = None
         # Progress writes would wait for SQLite's one write lock, which this transaction holds.
         self.report = session.get_bind().dialect.name == "postgresql"
 
@@ -528,7 +533,25 @@ class _Restorer:
                     item_count=0,
                 )
                 await version_repository.add_container(self.session, container)
+                await container_repository.add_schema_version(
+                    self.session,
+                    ContainerSchemaVersion(
+                        container_id=container.id,
+                        version=1,
+                        item_schema=container.item_schema,
+                        created_by=job.created_by,
+                    ),
+                )
                 containers[container_name] = container.id
+            self.project_id = project.id
+            await change_service.record(
+                self.session,
+                project_id=project.id,
+                resource_type="container",
+                action="created",
+                entries=[(container_id, container_id, 1) for container_id in containers.values()],
+                changed_by=job.created_by,
+            )
             await version_repository.start_parent_links(self.session)
             items = annotations = 0
             batch: list[dict[str, Any]] = []
@@ -592,7 +615,47 @@ class _Restorer:
         await version_repository.insert_items(self.session, item_rows)
         await version_repository.add_parent_links(self.session, links)
         await version_repository.insert_annotations(self.session, annotation_rows)
+        await self._history(item_rows, annotation_rows)
         return len(annotation_rows)
+
+    async def _history(self, item_rows: list[dict[str, Any]], annotation_rows: list[dict[str, Any]]) -> None:
+        """The copy's annotations start their history at version 1 by the restoring user, and the new project's
+        change feed lists what the restore created, as any other write path does."""
+        restored_by, project_id, now = self.run_.job.created_by, self.project_id, utcnow()
+        if project_id is None:
+            raise RuntimeError("the restored project is made before its items")
+        await annotation_repository.insert_revisions(
+            self.session,
+            [
+                {
+                    "annotation_id": row["id"],
+                    "version": 1,
+                    "container_id": row["container_id"],
+                    "item_id": row["item_id"],
+                    "action": "created",
+                    **{column: row[column] for column in REVISION_CONTENT},
+                    "changed_by": restored_by,
+                    "changed_at": now,
+                }
+                for row in annotation_rows
+            ],
+        )
+        await change_service.record(
+            self.session,
+            project_id=project_id,
+            resource_type="item",
+            action="created",
+            entries=[(row["id"], row["container_id"], None) for row in item_rows],
+            changed_by=restored_by,
+        )
+        await change_service.record(
+            self.session,
+            project_id=project_id,
+            resource_type="annotation",
+            action="created",
+            entries=[(row["id"], row["container_id"], 1) for row in annotation_rows],
+            changed_by=restored_by,
+        )
 
     async def _known_users(self, records: list[dict[str, Any]]) -> None:
         """Authors whose account is gone become null, as a deleted user's annotations do."""
