@@ -26,14 +26,17 @@ run: $(BIN)/.runtime ## API on HOST:PORT (127.0.0.1:8000), a worker and beat (Pr
 serve-prod: $(BIN)/.runtime ## the API as in production: gunicorn, uvicorn workers (deploy/gunicorn.conf.py)
 	$(BIN)/annotation-platform serve --prod
 
-test: $(BIN)/.dev ## the whole suite, on SQLite and (when reachable) PostgreSQL
-	$(BIN)/pytest
+# Most tests wait on a database, a worker or a subprocess, so three processes keep two cores busy.
+TEST_PROCESSES ?= 3
+
+test: $(BIN)/.dev ## the whole suite, on SQLite and (when reachable) PostgreSQL, in TEST_PROCESSES processes (3)
+	$(BIN)/pytest -n $(TEST_PROCESSES)
 
 test-sqlite: $(BIN)/.dev ## the suite on SQLite only
-	$(BIN)/pytest --backend sqlite
+	$(BIN)/pytest -n $(TEST_PROCESSES) --backend sqlite
 
 test-postgres: $(BIN)/.dev ## the suite on PostgreSQL only
-	$(BIN)/pytest --backend postgresql
+	$(BIN)/pytest -n $(TEST_PROCESSES) --backend postgresql
 
 lint: $(BIN)/.dev ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .

@@ -11,7 +11,10 @@ from annotation_platform.models import JobStatus, ProjectVersion
 Tag = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"),
-    Field(description="Letters, digits, `.`, `_` and `-`, starting with a letter or digit (e.g. `v1.0`)."),
+    Field(
+        description="Letters, digits, `.`, `_` and `-`, starting with a letter or digit (e.g. `v1.0`).",
+        examples=["v1.0"],
+    ),
 ]
 
 
@@ -28,7 +31,11 @@ class VersionCreate(InputModel):
 class VersionRestore(InputModel):
     """The project the snapshot is restored into."""
 
-    name: Name | None = Field(default=None, description="The new project's name (default: `<project> (<tag>)`).")
+    name: Name | None = Field(
+        default=None,
+        description="The new project's name (default: `<project> (<tag>)`).",
+        examples=["Debates, as in the paper"],
+    )
 
 
 class VersionCounts(BaseModel):

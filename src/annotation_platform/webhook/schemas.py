@@ -41,9 +41,9 @@ class WebhookCreate(InputModel):
 
 
 class WebhookUpdate(PatchModel):
-    url: Url | None = None
+    url: Url | None = Field(default=None, examples=["https://example.org/hooks/annotation-platform"])
     event_types: EventTypes | None = None
-    description: WebhookDescription | None = None
+    description: WebhookDescription | None = Field(default=None, examples=["The lab's dashboard"])
     active: bool | None = Field(
         default=None,
         description="false pauses deliveries (they wait); true resumes a paused or disabled webhook, "
