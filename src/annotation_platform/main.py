@@ -28,6 +28,7 @@ from annotation_platform.auth.endpoints import router as auth_router
 from annotation_platform.backup.endpoints import router as backup_router
 from annotation_platform.config import Environment, Settings, get_settings, parse_networks
 from annotation_platform.container.endpoints import router as container_router
+from annotation_platform.core.cache import create_cache
 from annotation_platform.core.clients import IpAllowListMiddleware
 from annotation_platform.core.db import create_engine, create_sessionmaker
 from annotation_platform.core.errors import (
@@ -42,7 +43,7 @@ from annotation_platform.core.http_security import (
     SecurityHeadersMiddleware,
     split_list,
 )
-from annotation_platform.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from annotation_platform.core.middleware import BodySizeLimitMiddleware, CompressionMiddleware, RequestIdMiddleware
 from annotation_platform.core.migrations import MigrationsNotFound, head_revisions
 from annotation_platform.core.queue import create_celery
 from annotation_platform.core.rate_limit import RateLimiter, RateLimitHeadersMiddleware
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await engine.dispose()
+        if _app.state.cache is not None:
+            await _app.state.cache.close()
         if redis is not None:
             await redis.aclose()
 
@@ -126,7 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.redis = redis
     app.state.queue = create_celery(settings)
-    app.state.sessionmaker = create_sessionmaker(engine, app.state.queue)
+    app.state.cache = create_cache(settings)
+    app.state.sessionmaker = create_sessionmaker(engine, app.state.queue, app.state.cache)
     try:
         app.state.migration_heads = head_revisions()
     except MigrationsNotFound:
@@ -135,6 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
+    if settings.gzip_min_bytes:
+        app.add_middleware(CompressionMiddleware, minimum_size=settings.gzip_min_bytes)
     app.add_middleware(RateLimitHeadersMiddleware)
     if settings.denied_burst_threshold:
         app.add_middleware(DeniedAccessMonitor, settings=settings)

@@ -13,7 +13,7 @@ from annotation_platform.core.errors import (
     NotFound,
     problem_responses,
 )
-from annotation_platform.core.pagination import Page, PageParamsDep, page_response
+from annotation_platform.core.pagination import Page, PageParamsDep, json_page_response
 from annotation_platform.core.routing import ApiRoute
 from annotation_platform.item.dependencies import ItemManager, ItemReader
 from annotation_platform.item.schemas import ItemBulkCreate, ItemBulkRead, ItemCreate, ItemRead, ItemUpdate
@@ -41,8 +41,8 @@ async def list_items(
     request: Request, access: ContainerReader, session: SessionDep, settings: SettingsDep, page: PageParamsDep
 ) -> Response:
     """The container's items in `sequence` order."""
-    items, cursor, total = await item_service.page(session, access=access, params=page)
-    return page_response(request, items, cursor, total, settings.public_base_url)
+    body, cursor = await item_service.page(session, access=access, params=page)
+    return json_page_response(request, body, cursor, settings.public_base_url)
 
 
 @router.post(

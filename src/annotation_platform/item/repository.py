@@ -13,6 +13,18 @@ from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
 from annotation_platform.core.sql import rows_where_in
 from annotation_platform.models import Annotation, Container, Item, Membership, User
 
+READ_COLUMNS = (
+    Item.id,
+    Item.container_id,
+    Item.external_id,
+    Item.content,
+    Item.metadata_,
+    Item.sequence,
+    Item.parent_id,
+    Item.created_at,
+    Item.updated_at,
+)
+
 
 class ItemRepository:
     keyset = Keyset(columns=(Item.sequence, Item.id), kinds=(int, uuid.UUID))
@@ -34,10 +46,10 @@ class ItemRepository:
 
     async def page(
         self, session: AsyncSession, container_id: uuid.UUID, params: PageParams
-    ) -> tuple[list[Item], str | None]:
-        statement = select(Item).where(Item.container_id == container_id)
-        rows, cursor = await fetch_page(session, statement, self.keyset, params, lambda r: (r[0].sequence, r[0].id))
-        return [row[0] for row in rows], cursor
+    ) -> tuple[list[Any], str | None]:
+        """Plain rows (attributes named as `Item`'s), not ORM objects: a page costs no identity-map work."""
+        statement = select(*READ_COLUMNS).where(Item.container_id == container_id)
+        return await fetch_page(session, statement, self.keyset, params, lambda r: (r.sequence, r.id))
 
     async def ids_by_external_id(
         self, session: AsyncSession, container_id: uuid.UUID, external_ids: Sequence[str]

@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.container.repository import container_repository
 from annotation_platform.container.service import ContainerAccess
+from annotation_platform.core.cache import cache_of, container_scope
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from annotation_platform.core.ids import uuid7
-from annotation_platform.core.pagination import PageParams
+from annotation_platform.core.pagination import PageParams, page_body
 from annotation_platform.core.types import utcnow
 from annotation_platform.item.repository import item_repository
 from annotation_platform.item.schemas import ItemCreate, ItemRead, ItemUpdate
@@ -74,6 +76,9 @@ class ItemAccess:
     project_id: uuid.UUID
 
 
+_ITEM_LIST = TypeAdapter(list[ItemRead])
+
+
 def _to_read(item: Item) -> ItemRead:
     return ItemRead.model_validate(item)
 
@@ -88,10 +93,23 @@ class ItemService:
 
     async def page(
         self, session: AsyncSession, *, access: ContainerAccess, params: PageParams
-    ) -> tuple[list[ItemRead], str | None, int | None]:
-        items, cursor = await item_repository.page(session, access.container.id, params)
-        total = access.container.item_count if params.include_total else None
-        return [_to_read(item) for item in items], cursor, total
+    ) -> tuple[bytes, str | None]:
+        """The page's JSON and the next cursor. Pages are cached until the container or its items change."""
+        container_id = access.container.id
+        cache = cache_of(session)
+        key = f"items:{container_id}:{params.limit}:{int(params.include_total)}:{params.cursor or ''}"
+        generations: list[int] = []
+        if cache is not None:
+            cached, generations = await cache.lookup(key, (container_scope(container_id),))
+            if cached is not None:
+                cursor_bytes, _, body = cached.partition(b"\n")
+                return body, cursor_bytes.decode() or None
+        rows, cursor = await item_repository.page(session, container_id, params)
+        items_json = _ITEM_LIST.dump_json(_ITEM_LIST.validate_python(rows, from_attributes=True))
+        body = page_body(items_json, cursor, access.container.item_count if params.include_total else None)
+        if cache is not None:
+            await cache.store(key, generations, (cursor or "").encode() + b"\n" + body)
+        return body, cursor
 
     async def create(self, session: AsyncSession, *, access: ContainerAccess, data: ItemCreate) -> ItemRead:
         rows, errors = await self._prepare(session, access.container, [data])
