@@ -102,7 +102,7 @@ async def load(dsn: str, container_id: str, user_id: str, items: int) -> float:
         item_ids = [uuid7() for _ in range(items)]
         await connection.copy_records_to_table(
             "items",
-            columns=["id", "container_id", "external_id", "content", "metadata", "sequence", "created_at", "updated_at"],
+            columns=[*("id", "container_id", "external_id", "content", "metadata", "sequence"), "created_at", "updated_at"],
             records=(
                 (item_id, container, f"T{n:08d}", f"turn {n}", f'{{"user": {n % 97}}}', n, now, now)
                 for n, item_id in enumerate(item_ids)
