@@ -46,6 +46,7 @@ SECONDS = int(os.environ.get("BENCH_API_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_API_CONNECTIONS", "16"))
 ROUNDS = int(os.environ.get("BENCH_API_ROUNDS", "3"))
 BULK_ROWS = 10_000
+ITEM_COLUMNS = ["id", "container_id", "external_id", "content", "metadata", "sequence", "created_at", "updated_at"]
 PAGE_COLUMNS = "id, container_id, external_id, content, metadata, sequence, parent_id, created_at, updated_at"
 
 
@@ -102,7 +103,7 @@ async def load(dsn: str, container_id: str, user_id: str, items: int) -> float:
         item_ids = [uuid7() for _ in range(items)]
         await connection.copy_records_to_table(
             "items",
-            columns=[*("id", "container_id", "external_id", "content", "metadata", "sequence"), "created_at", "updated_at"],
+            columns=ITEM_COLUMNS,
             records=(
                 (item_id, container, f"T{n:08d}", f"turn {n}", f'{{"user": {n % 97}}}', n, now, now)
                 for n, item_id in enumerate(item_ids)
