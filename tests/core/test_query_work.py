@@ -119,9 +119,11 @@ async def test_big_pages_are_read_in_index_order(
     for url, params in pages:
         captured: list[tuple[str, Any]] = []
 
-        def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        def record(
+            _conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any, into: list[Any] = captured
+        ) -> None:
             if "ORDER BY" in statement:
-                captured.append((statement, parameters))
+                into.append((statement, parameters))
 
         event.listen(engine.sync_engine, "before_cursor_execute", record)
         try:
