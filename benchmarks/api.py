@@ -211,8 +211,8 @@ def wrk(server: Server, path: str, headers: dict[str, str], script: str | None =
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return Run(
         rate=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
-        p50_ms=_ms(re.search(r"50%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
-        p99_ms=_ms(re.search(r"99%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        p50_ms=_ms(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1)),  # type: ignore[union-attr]
+        p99_ms=_ms(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1)),  # type: ignore[union-attr]
         errors=int(errors.group(1)) if errors else 0,
         server_cpu=(server.cpu_seconds() - cpu_before) / wall,
         wrk_cpu=wrk_cpu,

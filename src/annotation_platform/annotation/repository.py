@@ -9,7 +9,7 @@ from sqlalchemy import Select, String, Uuid, delete, func, insert, select, updat
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
-from annotation_platform.core.sql import rows_where_in
+from annotation_platform.core.sql import IN_LIST_CHUNK, rows_where_in
 from annotation_platform.models import Annotation, Container, Item, Membership, User
 
 
@@ -80,6 +80,46 @@ class AnnotationRepository:
             for row in await rows_where_in(session, statement, Item.external_id, list(set(external_ids)), String())
         }
         return by_id, by_external_id
+
+    async def authorship(
+        self, session: AsyncSession, container_id: uuid.UUID, annotation_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, Any]:
+        """Author, gold mark, version, type and data of those annotations that are in the container, locked for
+        the change (on PostgreSQL)."""
+        statement = (
+            select(Annotation.id, Annotation.created_by, Annotation.is_gold, Annotation.version, Annotation.type)
+            .add_columns(Annotation.data)
+            .where(Annotation.container_id == container_id)
+            .with_for_update()
+        )
+        rows = await rows_where_in(session, statement, Annotation.id, list(dict.fromkeys(annotation_ids)), Uuid())
+        return {row.id: row for row in rows}
+
+    async def update_many(self, session: AsyncSession, container_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+        """One executemany by primary key, kept inside the container."""
+        statement = update(Annotation).where(Annotation.container_id == container_id)
+        await session.execute(statement.execution_options(synchronize_session=None), rows)
+
+    async def read_many(
+        self, session: AsyncSession, container_id: uuid.UUID, annotation_ids: list[uuid.UUID]
+    ) -> list[Annotation]:
+        statement = select(Annotation).where(Annotation.container_id == container_id)
+        rows = await rows_where_in(session, statement, Annotation.id, annotation_ids, Uuid())
+        order = {annotation_id: index for index, annotation_id in enumerate(annotation_ids)}
+        return sorted((row[0] for row in rows), key=lambda annotation: order[annotation.id])
+
+    async def delete_many(
+        self, session: AsyncSession, container_id: uuid.UUID, annotation_ids: list[uuid.UUID]
+    ) -> None:
+        for start in range(0, len(annotation_ids), IN_LIST_CHUNK):
+            await session.execute(
+                delete(Annotation)
+                .where(
+                    Annotation.container_id == container_id,
+                    Annotation.id.in_(annotation_ids[start : start + IN_LIST_CHUNK]),
+                )
+                .execution_options(synchronize_session=False)
+            )
 
     async def gold_of_item(self, session: AsyncSession, item_id: uuid.UUID, type_: str) -> uuid.UUID | None:
         statement = select(Annotation.id).where(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from annotation_platform.annotation.repository import annotation_repository
 from annotation_platform.annotation.schemas import (
     AnnotationBulkRow,
+    AnnotationBulkUpdateRow,
     AnnotationCreate,
     AnnotationRead,
     AnnotationUpdate,
@@ -22,7 +23,7 @@ from annotation_platform.core.errors import Conflict, Forbidden, NotFound, Preco
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.types import utcnow
-from annotation_platform.item.service import BulkRowsInvalid, ItemAccess
+from annotation_platform.item.service import BulkRowsInvalid, ItemAccess, ItemNotInContainer
 from annotation_platform.models import Annotation, Role, User
 from annotation_platform.project.permissions import Action, authorize_found, role_allows
 
@@ -33,10 +34,10 @@ class OffsetsOutOfRange(ValidationFailed):
     description = "`end_offset` is past the end of the item's content. Offsets count characters from 0."
 
 
-class ItemNotInContainer(ValidationFailed):
-    code = "item_not_found"
-    title = "Item not in this container"
-    description = "A row names an item that is not in this container. Check `item_id` / `item_external_id`."
+class AnnotationNotInContainer(ValidationFailed):
+    code = "annotation_not_found"
+    title = "Annotation not in this container"
+    description = "A row names an annotation that is not in this container, or repeats one. Check the ids."
 
 
 class GoldAlreadySettled(Conflict):
@@ -178,6 +179,92 @@ class AnnotationService:
             after={"annotations_created": len(values)},
         )
         return [AnnotationRead.model_validate(value) for value in values]
+
+    async def bulk_update(
+        self,
+        session: AsyncSession,
+        *,
+        access: ContainerAccess,
+        user: User,
+        rows: list[AnnotationBulkUpdateRow],
+    ) -> list[AnnotationRead]:
+        """Changes many annotations of the container under the single-annotation rules, all or none; each
+        changed annotation's `version` goes up by one."""
+        ids = [row.id for row in rows]
+        found = await self._bulk_rows(session, access, user, ids)
+        now = utcnow()
+        values = [
+            {
+                "id": row.id,
+                "type": row.type if row.type is not None else found[row.id].type,
+                "data": row.data if row.data is not None else found[row.id].data,
+                "version": found[row.id].version + 1,
+                "updated_at": now,
+            }
+            for row in rows
+        ]
+        await annotation_repository.update_many(session, access.container.id, values)
+        audit_service.record(
+            session,
+            action="annotation.bulk_update",
+            resource_type="container",
+            resource_id=access.container.id,
+            project_id=access.container.project_id,
+            after={"annotations_updated": len(values)},
+        )
+        return [_to_read(a) for a in await annotation_repository.read_many(session, access.container.id, ids)]
+
+    async def bulk_delete(
+        self, session: AsyncSession, *, access: ContainerAccess, user: User, ids: list[uuid.UUID]
+    ) -> None:
+        """Deletes many annotations of the container under the single-annotation rules, all or none."""
+        await self._bulk_rows(session, access, user, ids, field="ids")
+        unique = list(dict.fromkeys(ids))
+        await annotation_repository.delete_many(session, access.container.id, unique)
+        audit_service.record(
+            session,
+            action="annotation.bulk_delete",
+            resource_type="container",
+            resource_id=access.container.id,
+            project_id=access.container.project_id,
+            before={"annotations_deleted": len(unique)},
+        )
+
+    async def _bulk_rows(
+        self,
+        session: AsyncSession,
+        access: ContainerAccess,
+        user: User,
+        ids: list[uuid.UUID],
+        *,
+        field: str = "items",
+    ) -> dict[uuid.UUID, Any]:
+        """The rows named, once each, in the container, and each the caller's to change: else 422 naming the
+        missing or repeated rows, or 403 naming those the caller may not change."""
+        found = await annotation_repository.authorship(session, access.container.id, ids)
+        missing: list[dict[str, Any]] = []
+        forbidden: list[dict[str, Any]] = []
+        seen: set[uuid.UUID] = set()
+        may_adjudicate = role_allows(access.role, Action.adjudicate)
+        for index, annotation_id in enumerate(ids):
+            loc = ["body", field, index, *(["id"] if field == "items" else [])]
+            row = found.get(annotation_id)
+            if row is None or annotation_id in seen:
+                message = "Repeats an earlier row." if row is not None else "No such annotation in this container."
+                missing.append({"loc": loc, "msg": message, "type": AnnotationNotInContainer.code})
+            elif not may_adjudicate and (row.created_by != user.id or row.is_gold):
+                forbidden.append({"loc": loc, "msg": "Not yours to change.", "type": Forbidden.code})
+            seen.add(annotation_id)
+        if missing:
+            message = f"{len(missing)} of {len(ids)} rows are invalid; nothing was written."
+            raise BulkRowsInvalid(message, errors=missing)
+        if forbidden:
+            raise Forbidden(
+                f"Your role ({access.role.value}) may change only your own, non-gold annotations: "
+                f"{len(forbidden)} rows are not; nothing was written.",
+                errors=forbidden,
+            )
+        return found
 
     async def update(
         self,

@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, String, Uuid, func, insert, select, update
+from sqlalchemy import Select, String, Uuid, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
-from annotation_platform.core.sql import rows_where_in
+from annotation_platform.core.sql import IN_LIST_CHUNK, rows_where_in
 from annotation_platform.models import Annotation, Container, Item, Membership, User
 
 READ_COLUMNS = (
@@ -71,6 +71,33 @@ class ItemRepository:
 
     async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         await session.execute(insert(Item), rows)
+
+    async def read_many(self, session: AsyncSession, container_id: uuid.UUID, item_ids: list[uuid.UUID]) -> list[Any]:
+        statement = select(*READ_COLUMNS).where(Item.container_id == container_id)
+        rows = await rows_where_in(session, statement, Item.id, item_ids, Uuid())
+        order = {item_id: index for index, item_id in enumerate(item_ids)}
+        return sorted(rows, key=lambda row: order[row.id])
+
+    async def update_metadata(self, session: AsyncSession, container_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+        """One executemany by primary key, kept inside the container."""
+        statement = update(Item).where(Item.container_id == container_id)
+        await session.execute(statement.execution_options(synchronize_session=None), rows)
+
+    async def delete_many(self, session: AsyncSession, container_id: uuid.UUID, item_ids: list[uuid.UUID]) -> None:
+        """Deletes the items (their annotations go with them); items that replied to them keep no parent."""
+        for start in range(0, len(item_ids), IN_LIST_CHUNK):
+            chunk = item_ids[start : start + IN_LIST_CHUNK]
+            await session.execute(
+                update(Item)
+                .where(Item.container_id == container_id, Item.parent_id.in_(chunk))
+                .values(parent_id=None)
+                .execution_options(synchronize_session=False)
+            )
+            await session.execute(
+                delete(Item)
+                .where(Item.container_id == container_id, Item.id.in_(chunk))
+                .execution_options(synchronize_session=False)
+            )
 
     async def detach_children(self, session: AsyncSession, item: Item) -> None:
         await session.execute(

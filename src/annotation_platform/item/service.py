@@ -23,7 +23,7 @@ from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams, page_body
 from annotation_platform.core.types import utcnow
 from annotation_platform.item.repository import item_repository
-from annotation_platform.item.schemas import ItemCreate, ItemRead, ItemUpdate
+from annotation_platform.item.schemas import ItemBulkUpdateRow, ItemCreate, ItemRead, ItemUpdate
 from annotation_platform.models import Container, Item, Role, User
 from annotation_platform.project.permissions import Action, authorize_found
 
@@ -50,6 +50,12 @@ class BulkRowsInvalid(ValidationFailed):
     code = "bulk_rows_invalid"
     title = "Some rows are invalid"
     description = "Nothing was written. `errors` names each failing row by its index in `items`; fix them and resend."
+
+
+class ItemNotInContainer(ValidationFailed):
+    code = "item_not_found"
+    title = "Item not in this container"
+    description = "A row names an item that is not in this container. Check `item_id` / `item_external_id` / `id`."
 
 
 class ContentConflictsWithAnnotations(Conflict):
@@ -146,6 +152,65 @@ class ItemService:
             after={"items_created": len(created)},
         )
         return created
+
+    async def bulk_update(
+        self, session: AsyncSession, *, access: ContainerAccess, rows: list[ItemBulkUpdateRow]
+    ) -> list[ItemRead]:
+        """New metadata for many items of the container, all or none."""
+        container = access.container
+        ids = [row.id for row in rows]
+        known = await item_repository.existing_ids(session, container.id, ids)
+        validator = Draft202012Validator(container.item_schema) if container.item_schema is not None else None
+        errors: list[dict[str, Any]] = []
+        seen: set[uuid.UUID] = set()
+        for index, row in enumerate(rows):
+            if row.id not in known:
+                errors.append(_row_error(index, "id", "No such item in this container.", ItemNotInContainer.code))
+            elif row.id in seen:
+                errors.append(_row_error(index, "id", "Repeats an earlier row's item.", DuplicateExternalId.code))
+            seen.add(row.id)
+            problem = _first_schema_error(validator, row.metadata) if validator is not None else None
+            if problem:
+                errors.append(_row_error(index, "metadata", problem, MetadataInvalid.code))
+        if errors:
+            raise BulkRowsInvalid(_invalid_rows(errors, len(rows)), errors=errors)
+        now = utcnow()
+        await item_repository.update_metadata(
+            session, container.id, [{"id": row.id, "metadata_": row.metadata, "updated_at": now} for row in rows]
+        )
+        audit_service.record(
+            session,
+            action="item.bulk_update",
+            resource_type="container",
+            resource_id=container.id,
+            project_id=container.project_id,
+            after={"items_updated": len(rows)},
+        )
+        updated = await item_repository.read_many(session, container.id, ids)
+        return _ITEM_LIST.validate_python(updated, from_attributes=True)
+
+    async def bulk_delete(self, session: AsyncSession, *, access: ContainerAccess, ids: list[uuid.UUID]) -> None:
+        """Deletes many items of the container and their annotations, all or none."""
+        container = access.container
+        known = await item_repository.existing_ids(session, container.id, ids)
+        errors = [
+            _row_error(index, "", "No such item in this container.", ItemNotInContainer.code, field="ids")
+            for index, item_id in enumerate(ids)
+            if item_id not in known
+        ]
+        if errors:
+            raise BulkRowsInvalid(_invalid_rows(errors, len(ids)), errors=errors)
+        unique = list(dict.fromkeys(ids))
+        await item_repository.delete_many(session, container.id, unique)
+        await container_repository.add_to_item_count(session, container.id, -len(unique))
+        audit_service.record(
+            session,
+            action="item.bulk_delete",
+            resource_type="container",
+            resource_id=container.id,
+            project_id=container.project_id,
+            before={"items_deleted": len(unique)},
+        )
 
     async def update(self, session: AsyncSession, *, access: ItemAccess, data: ItemUpdate) -> ItemRead:
         item = access.item
@@ -310,6 +375,15 @@ class ItemService:
             )
             for row in rows
         ]
+
+
+def _row_error(index: int, name: str, message: str, code: str, *, field: str = "items") -> dict[str, Any]:
+    """One failing row of a bulk body, by its index (`name`: the field of the row, if any)."""
+    return {"loc": ["body", field, index, *([name] if name else [])], "msg": message, "type": code}
+
+
+def _invalid_rows(errors: list[dict[str, Any]], total: int) -> str:
+    return f"{len({error['loc'][2] for error in errors})} of {total} rows are invalid; nothing was written."
 
 
 def _first_schema_error(validator: Draft202012Validator, metadata: dict[str, Any]) -> str | None:
