@@ -259,7 +259,7 @@ def _on_after_flush(session: Session, _context: Any) -> None:
 
 
 def _where_values(statement: Any) -> dict[str, Any]:
-    """`column = value` conditions of a statement's WHERE clause, by column name."""
+    """`column = value` conditions of a statement's WHERE clause on its own table's columns, by column name."""
     found: dict[str, Any] = {}
     where = getattr(statement, "whereclause", None)
     if where is None:
@@ -269,7 +269,7 @@ def _where_values(statement: Any) -> dict[str, Any]:
             isinstance(element, BinaryExpression)
             and element.operator is eq
             and isinstance(element.right, BindParameter)
-            and hasattr(element.left, "name")
+            and getattr(element.left, "table", None) is statement.table
         ):
             found[element.left.name] = element.right.effective_value
     return found
@@ -308,7 +308,8 @@ def _on_execute(state: ORMExecuteState) -> None:
 
 
 def _plain_keys(row: dict[str, Any]) -> dict[str, Any]:
-    return {getattr(key, "key", key).rstrip("_"): value for key, value in row.items()}
+    """Row values by column name (a statement's own values are keyed by column objects)."""
+    return {getattr(key, "key", key): value for key, value in row.items()}
 
 
 def _on_after_commit(session: Session) -> None:
