@@ -71,9 +71,19 @@ lock: ## re-pin requirements*.lock from pyproject.toml
 	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	/tmp/annotation-platform-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
 
-.PHONY: serve-prod docs deploy-tools deploy-check
+.PHONY: serve-prod docs deploy-tools deploy-check openapi browser-tools
 docs: $(BIN)/.runtime ## regenerate the settings reference table in docs/deployment.md from the Settings class
 	$(BIN)/python -m annotation_platform.core.settings_reference
+
+openapi: $(BIN)/.runtime ## write the live OpenAPI document to openapi.json (refuses undeclared breaking changes)
+	$(BIN)/python -m annotation_platform.core.openapi_changes
+
+browser-tools: ## Debian's chromium, for the test that renders /docs and /redoc; as root or with sudo
+	@if ! command -v chromium >/dev/null && ! command -v google-chrome >/dev/null; then \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+			--no-install-recommends chromium; \
+	fi
 
 deploy-tools: ## Debian's docker-compose and promtool (package prometheus), for deploy-check; as root or with sudo
 	@if ! command -v promtool >/dev/null || ! command -v docker-compose >/dev/null; then \
@@ -85,7 +95,7 @@ deploy-tools: ## Debian's docker-compose and promtool (package prometheus), for 
 deploy-check: $(BIN)/.dev deploy-tools ## Dockerfile (hadolint), compose files, alert rules (promtool), Kubernetes manifests
 	BIN=$(BIN) deploy/check.sh
 
-ci: lint security test deploy-check ## what CI runs (everything that needs no Docker engine)
+ci: lint security browser-tools test deploy-check ## what CI runs (everything that needs no Docker engine)
 
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -43,7 +43,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def postgres_url() -> str:
-    return os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    """TEST_POSTGRES_URL; under pytest-xdist each process gets a database of its own (the name + `_gw0`, ...)."""
+    url = make_url(os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    process = os.environ.get("PYTEST_XDIST_WORKER")
+    if process:
+        url = url.set(database=f"{url.database}_{process}")
+    return url.render_as_string(hide_password=False)
 
 
 def in_ci() -> bool:

@@ -27,7 +27,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from annotation_platform.config import SECRET_KEY_FILE, Environment, Settings
+from annotation_platform.config import ENCRYPTION_KEYS_FILE, SECRET_KEY_FILE, Environment, Settings
+from annotation_platform.core.crypto import KeyRing, generate_key_entry
 from annotation_platform.main import create_app
 from annotation_platform.models import Base
 from tests.conftest import PASSWORD
@@ -35,6 +36,7 @@ from tests.conftest import PASSWORD
 REPO = Path(__file__).resolve().parents[1]
 DB_FILE = "annotation-platform.db"
 STRONG_KEY = "a-production-key-that-is-long-and-random-0123456789"
+STRONG_KEY_RING = generate_key_entry("test")
 COMMAND_TIMEOUT = 60
 START_TIMEOUT = 30
 API = "/api/v1"
@@ -56,6 +58,7 @@ def cli_env(data_dir: Path, **overrides: str | None) -> dict[str, str]:
         DATABASE_URL="",
         REDIS_URL="",
         SECRET_KEY="",
+        ENCRYPTION_KEYS="",
         ENVIRONMENT="development",
         PYTHONUNBUFFERED="1",
     )
@@ -334,11 +337,39 @@ def test_production_refuses_to_serve_without_a_strong_secret_key(data_dir: Path,
 
 def test_production_accepts_a_strong_secret_key(tmp_path: Path) -> None:
     """The other side of the refusal above: the same settings with a good key are accepted."""
-    result = run_cli(tmp_path, "db", "upgrade", ENVIRONMENT="production", SECRET_KEY=STRONG_KEY)
+    result = run_cli(
+        tmp_path, "db", "upgrade", ENVIRONMENT="production", SECRET_KEY=STRONG_KEY, ENCRYPTION_KEYS=STRONG_KEY_RING
+    )
 
     ok(result)
     assert (tmp_path / DB_FILE).is_file()
     assert not (tmp_path / SECRET_KEY_FILE).exists()
+    assert not (tmp_path / ENCRYPTION_KEYS_FILE).exists()
+
+
+@pytest.mark.parametrize("key_ring", ["", "k1:c2hvcnQ", "no-colon", "a:" + "A" * 43 + ",a:" + "B" * 43])
+def test_production_refuses_a_missing_or_broken_key_ring_without_echoing_it(tmp_path: Path, key_ring: str) -> None:
+    result = run_cli(
+        tmp_path, "db", "upgrade", ENVIRONMENT="production", SECRET_KEY=STRONG_KEY, ENCRYPTION_KEYS=key_ring
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert "ENCRYPTION_KEYS" in result.stderr
+    assert "Traceback" not in result.stderr
+    key_material = key_ring.partition(":")[2][:8]
+    assert not key_material or key_material not in result.stderr
+    assert not (tmp_path / DB_FILE).exists()
+
+
+def test_keys_generate_needs_no_settings_and_makes_a_usable_entry(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "keys", "generate", "--id", "2026-11", ENVIRONMENT="production", SECRET_KEY="")
+
+    ok(result)
+    entry = result.stdout.strip()
+    assert entry.startswith("2026-11:")
+    ring = KeyRing.parse(entry)
+    assert ring.decrypt_text(ring.encrypt_text("hello")) == "hello"
+    assert run_cli(tmp_path, "keys", "generate", "--id", "bad id!").returncode == 2
 
 
 async def test_development_generates_a_secret_key_once_and_reuses_it(data_dir: Path, tmp_path: Path) -> None:

@@ -88,8 +88,14 @@ async def test_only_the_allowed_hosts_are_answered(database_url: str, tmp_path: 
     app = app_with(database_url, tmp_path, allowed_hosts="api.example.org, *.internal.example.org")
     assert (await get(app, "/health/live", base_url="http://a.internal.example.org")).status_code == 200
     app = app_with(database_url, tmp_path, allowed_hosts="api.example.org")
-    refused = await get(app, "/health/live", base_url="http://attacker.example.com")
-    assert refused.status_code == 400
+    refused = await get(app, "/api/v1/projects", base_url="http://attacker.example.com")
+    problem(refused, 400, "invalid_host")
+    app = app_with(database_url, tmp_path, allowed_hosts="*.internal.example.org")
+    refused = await get(app, "/api/v1/projects", base_url="http://internal.example.org.attacker.com:8000")
+    problem(refused, 400, "invalid_host")
+    app = app_with(database_url, tmp_path, allowed_hosts="api.example.org")
+    probe = await get(app, "/health/live", base_url="http://10.1.2.3:8000")
+    assert probe.status_code == 200, "orchestrators probe by the pod's address"
 
 
 async def test_an_oversized_body_is_refused_before_it_is_read(client: httpx.AsyncClient) -> None:

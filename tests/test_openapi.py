@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from pydantic import BaseModel
 
+from annotation_platform.core.errors import NotAuthenticated, problem_responses
+from annotation_platform.core.openapi import PAGE_PARAMETER_COMPONENTS
 from annotation_platform.main import create_app
 from tests.conftest import make_settings
 
@@ -114,9 +120,13 @@ def api_operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any
 
 def resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in node:
-        name = node["$ref"].removeprefix("#/components/schemas/")
-        node = schema["components"]["schemas"][name]
+        section, name = node["$ref"].removeprefix("#/components/").split("/", 1)
+        node = schema["components"][section][name]
     return node
+
+
+def parameters(schema: dict[str, Any], operation: dict[str, Any]) -> list[dict[str, Any]]:
+    return [resolve(schema, parameter) for parameter in operation.get("parameters", [])]
 
 
 async def test_the_document_loads(schema: dict[str, Any]) -> None:
@@ -191,11 +201,130 @@ async def test_list_operations_are_cursor_paginated(schema: dict[str, Any]) -> N
         if not returns_page:
             continue
         lists += 1
-        query = {param["name"]: param for param in operation.get("parameters", []) if param["in"] == "query"}
+        query = {param["name"]: param for param in parameters(schema, operation) if param["in"] == "query"}
         assert {"limit", "cursor", "include_total"} <= set(query), f"{method.upper()} {path}"
         limit = query["limit"]["schema"]
         assert (limit.get("minimum"), limit.get("maximum"), limit.get("default")) == (1, 500, 50)
+        # Described once, in components/parameters, and referenced by every list.
+        references = {param.get("$ref") for param in operation["parameters"]}
+        assert {f"#/components/parameters/{name}" for name in PAGE_PARAMETER_COMPONENTS.values()} <= references, (
+            f"{method.upper()} {path}"
+        )
     assert lists >= 7
+    shared = schema["components"]["parameters"]
+    assert {shared[name]["name"] for name in PAGE_PARAMETER_COMPONENTS.values()} == set(PAGE_PARAMETER_COMPONENTS)
+    assert all(shared[name].get("description") for name in PAGE_PARAMETER_COMPONENTS.values())
+
+
+async def test_the_document_validates_against_the_openapi_specification(schema: dict[str, Any]) -> None:
+    validate(schema)
+
+
+async def test_both_security_schemes_are_declared_and_offered_wherever_a_caller_must_authenticate(
+    schema: dict[str, Any],
+) -> None:
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["bearer"]["type"] == "oauth2"
+    assert schemes["bearer"]["flows"]["password"]["tokenUrl"] == "/api/v1/auth/jwt/login"
+    assert (schemes["apiKey"]["type"], schemes["apiKey"]["in"], schemes["apiKey"]["name"]) == (
+        "apiKey",
+        "header",
+        "X-API-Key",
+    )
+    assert all(scheme.get("description") for scheme in schemes.values())
+
+
+def json_bodies(operation: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, media type object) of the JSON request body and every JSON success response."""
+    found = [("request", operation.get("requestBody", {}).get("content", {}).get("application/json"))]
+    found += [
+        (status, response.get("content", {}).get("application/json"))
+        for status, response in operation["responses"].items()
+        if status.startswith("2")
+    ]
+    return [(where, media) for where, media in found if media and media.get("schema")]
+
+
+def placeholders(value: Any, at: str = "") -> list[str]:
+    """Where an example holds the bare type name a schema without examples produces."""
+    if value == "string":
+        return [at]
+    if isinstance(value, dict):
+        return [found for key, child in value.items() for found in placeholders(child, f"{at}.{key}")]
+    if isinstance(value, list):
+        return [found for child in value for found in placeholders(child, f"{at}[]")]
+    return []
+
+
+def operation_problems(schema: dict[str, Any], operation: dict[str, Any]) -> list[str]:
+    """What one operation lacks of the contract: security, valid examples, a sunset date."""
+    problems = []
+    if "401" in operation["responses"] and operation.get("security") != [{"bearer": []}, {"apiKey": []}]:
+        problems.append("documents 401 but does not offer both security schemes (bearer, apiKey)")
+    for where, media in json_bodies(operation):
+        if "example" not in media:
+            problems.append(f"{where}: no example")
+            continue
+        root = {**media["schema"], "components": schema["components"]}
+        problems += [
+            f"{where}: invalid example: {e.message}" for e in Draft202012Validator(root).iter_errors(media["example"])
+        ]
+        if where == "request":
+            # What a reader copies must be realistic: write `examples=[...]` on the field named here.
+            problems += [f"request: example needs `examples=` on {at}" for at in placeholders(media["example"])]
+    if operation.get("deprecated") and not {"x-deprecated-since", "x-sunset", "x-deprecation-link"} <= set(operation):
+        problems.append("deprecated without core/routing.py `deprecated(since=..., sunset=...)`")
+    return problems
+
+
+def health_operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, operation)
+        for path, item in schema["paths"].items()
+        if path.startswith("/health/")
+        for method, operation in item.items()
+        if method in METHODS
+    ]
+
+
+async def test_every_operation_has_security_valid_examples_and_sunset_dates_where_needed(
+    schema: dict[str, Any],
+) -> None:
+    problems = {
+        f"{method.upper()} {path}": found
+        for method, path, operation in [*api_operations(schema), *health_operations(schema)]
+        if (found := operation_problems(schema, operation))
+    }
+    assert problems == {}
+    examples = sum(len(json_bodies(operation)) for _method, _path, operation in api_operations(schema))
+    assert examples >= 75
+
+
+class Note(BaseModel):
+    text: str
+
+
+async def test_an_operation_lacking_a_piece_is_caught(tmp_path: Path) -> None:
+    """The checks above, on a deliberately incomplete operation added to an app of its own."""
+    application = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", tmp_path))
+
+    @application.post(
+        "/api/v1/notes", operation_id="createNote", deprecated=True, responses=problem_responses(NotAuthenticated)
+    )
+    async def create_note(note: Note) -> Note:
+        """Takes a note without asking who is calling."""
+        return note
+
+    try:
+        document = application.openapi()
+        problems = operation_problems(document, document["paths"]["/api/v1/notes"]["post"])
+    finally:
+        await application.state.engine.dispose()
+    assert problems == [
+        "documents 401 but does not offer both security schemes (bearer, apiKey)",
+        "request: example needs `examples=` on .text",
+        "deprecated without core/routing.py `deprecated(since=..., sunset=...)`",
+    ]
 
 
 async def test_docs_pages_use_only_local_assets(http: httpx.AsyncClient) -> None:

@@ -20,7 +20,8 @@ from sqlalchemy import update
 
 from annotation_platform.data_export.service import run_export
 from annotation_platform.main import create_app
-from annotation_platform.models import Job
+from annotation_platform.models import Job, WebhookDelivery
+from annotation_platform.version.service import run_snapshot
 from tests.conftest import PASSWORD, Actor, Api, Team, make_settings
 from tests.data_import.helpers import ROOM, chat_csv
 
@@ -114,6 +115,15 @@ class World:
     async def owners_annotation(self) -> str:
         return str((await self.api.annotate(self.team.items[0], self.team.owner))["id"])
 
+    async def owners_edited_annotation(self) -> str:
+        """The owner's annotation at version 2, so that it has an earlier version to revert to."""
+        annotation_id = await self.owners_annotation()
+        response = await self.api.client.patch(
+            f"/api/v1/annotations/{annotation_id}", json={"data": {"thread_id": "2"}}, headers=self.team.owner.headers
+        )
+        assert response.status_code == 200, response.text
+        return annotation_id
+
     async def owners_session(self) -> str:
         owner = self.team.owner
         login = await self.api.client.post(
@@ -139,6 +149,41 @@ class World:
         if finished:
             await run_export(self.app.state.sessionmaker, uuid.UUID(job_id), settings=self.app.state.settings)
         return job_id
+
+    async def owners_webhook(self) -> str:
+        response = await self.api.client.post(
+            P.format(self.project_id) + "/webhooks",
+            json={"url": "https://93.184.216.34/hook", "event_types": ["annotation.created"]},
+            headers=self.team.owner.headers,
+        )
+        assert response.status_code == 201, response.text
+        return P.format(self.project_id) + f"/webhooks/{response.json()['id']}"
+
+    async def finished_delivery(self) -> str:
+        """A webhook with one delivery that was sent (no worker runs here: the row is marked sent)."""
+        webhook = await self.owners_webhook()
+        webhook_id = webhook.rsplit("/", 1)[1]
+        await self.owners_annotation()
+        async with self.api.engine.begin() as connection:
+            await connection.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.webhook_id == uuid.UUID(webhook_id))
+                .values(status="succeeded", attempts=1)
+            )
+        listed = await self.api.client.get(f"{webhook}/deliveries", headers=self.team.owner.headers)
+        return f"{webhook}/deliveries/{listed.json()['items'][0]['id']}"
+
+    async def owners_version(self) -> str:
+        """A finished version of the project, taken by the owner."""
+        response = await self.api.client.post(
+            P.format(self.project_id) + "/versions", json={"tag": unique("v")}, headers=self.team.owner.headers
+        )
+        assert response.status_code == 202, response.text
+        await run_snapshot(
+            self.app.state.sessionmaker, uuid.UUID(response.json()["id"]), settings=self.app.state.settings
+        )
+        job = await self.api.client.get(f"/api/v1/jobs/{response.json()['id']}", headers=self.team.owner.headers)
+        return str(job.json()["result"]["version_id"])
 
     async def fail(self, job_id: str) -> None:
         async with self.api.engine.begin() as connection:
@@ -185,6 +230,12 @@ async def _failed_job(world: World, _caller: str) -> Call:
     job_id = await world.owners_export()
     await world.fail(job_id)
     return Call(f"/api/v1/jobs/{job_id}/retry")
+
+
+async def _version(world: World, _caller: str, suffix: str = "") -> Call:
+    version_id = await world.owners_version()
+    query = f"?against={version_id}" if suffix == "/diff" else ""
+    return Call(P.format(world.project_id) + f"/versions/{version_id}{suffix}{query}")
 
 
 def plain(url: str) -> Builder:
@@ -320,6 +371,18 @@ REQUESTS: dict[RouteKey, Builder] = {
     ("DELETE", "/api/v1/annotations/{annotation_id}"): fresh(
         World.owners_annotation, lambda annotation_id: f"/api/v1/annotations/{annotation_id}"
     ),
+    ("GET", "/api/v1/annotations/{annotation_id}/history"): fresh(
+        World.owners_annotation, lambda annotation_id: f"/api/v1/annotations/{annotation_id}/history"
+    ),
+    ("POST", "/api/v1/annotations/{annotation_id}/revert"): fresh(
+        World.owners_edited_annotation,
+        lambda annotation_id: f"/api/v1/annotations/{annotation_id}/revert",
+        json={"version": 1},
+    ),
+    ("GET", "/api/v1/projects/{project_id}/changes"): at(lambda w: P.format(w.project_id) + "/changes"),
+    ("GET", "/api/v1/containers/{container_id}/item-schemas"): at(
+        lambda w: f"/api/v1/containers/{w.container_id}/item-schemas"
+    ),
     ("POST", "/api/v1/containers/{container_id}/imports"): _import,
     ("POST", "/api/v1/projects/{project_id}/exports"): at(
         lambda w: P.format(w.project_id) + "/exports", json={"format": "jsonl"}
@@ -345,6 +408,13 @@ REQUESTS: dict[RouteKey, Builder] = {
     ("GET", "/api/v1/containers/{container_id}/gold/open"): at(
         lambda w: f"/api/v1/containers/{w.container_id}/gold/open?type=thread"
     ),
+    ("POST", "/api/v1/projects/{project_id}/versions"): lambda w, _c: _ready(
+        Call(P.format(w.project_id) + "/versions", json={"tag": unique("v")})
+    ),
+    ("GET", "/api/v1/projects/{project_id}/versions"): at(lambda w: P.format(w.project_id) + "/versions"),
+    ("GET", "/api/v1/projects/{project_id}/versions/{version_id}"): _version,
+    ("GET", "/api/v1/projects/{project_id}/versions/{version_id}/diff"): lambda w, c: _version(w, c, "/diff"),
+    ("POST", "/api/v1/projects/{project_id}/versions/{version_id}/restore"): lambda w, c: _version(w, c, "/restore"),
     ("GET", "/api/v1/jobs"): plain("/api/v1/jobs"),
     ("GET", "/api/v1/jobs/{job_id}"): _job,
     ("GET", "/api/v1/jobs/{job_id}/errors"): lambda w, c: _job(w, c, "/errors"),
@@ -353,6 +423,29 @@ REQUESTS: dict[RouteKey, Builder] = {
     ("POST", "/api/v1/jobs/{job_id}/retry"): _failed_job,
     ("GET", "/api/v1/jobs/{job_id}/download"): lambda w, c: _finished_job(w, c, "/download"),
     ("GET", "/api/v1/audit-events"): at(lambda w: f"/api/v1/audit-events?project_id={w.project_id}"),
+    ("GET", "/api/v1/projects/{project_id}/webhooks"): at(lambda w: P.format(w.project_id) + "/webhooks"),
+    ("POST", "/api/v1/projects/{project_id}/webhooks"): at(
+        lambda w: P.format(w.project_id) + "/webhooks",
+        json={"url": "https://93.184.216.34/hook", "event_types": ["job.finished"]},
+    ),
+    ("GET", "/api/v1/projects/{project_id}/webhooks/{webhook_id}"): fresh(
+        World.owners_webhook, lambda webhook: webhook
+    ),
+    ("PATCH", "/api/v1/projects/{project_id}/webhooks/{webhook_id}"): fresh(
+        World.owners_webhook, lambda webhook: webhook, json={"description": "changed"}
+    ),
+    ("DELETE", "/api/v1/projects/{project_id}/webhooks/{webhook_id}"): fresh(
+        World.owners_webhook, lambda webhook: webhook
+    ),
+    ("POST", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/rotate-secret"): fresh(
+        World.owners_webhook, lambda webhook: f"{webhook}/rotate-secret"
+    ),
+    ("GET", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries"): fresh(
+        World.owners_webhook, lambda webhook: f"{webhook}/deliveries"
+    ),
+    ("POST", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): fresh(
+        World.finished_delivery, lambda delivery: f"{delivery}/redeliver"
+    ),
     ("GET", "/api/v1/admin/backups"): plain("/api/v1/admin/backups"),
     ("POST", "/api/v1/admin/backups"): plain("/api/v1/admin/backups"),
     ("GET", "/health/live"): plain("/health/live"),

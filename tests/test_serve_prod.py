@@ -26,6 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from annotation_platform.config import Settings
+from annotation_platform.core.crypto import generate_key_entry
 from tests.conftest import PASSWORD, migrate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,6 +65,7 @@ def production_server(database_url: str, tmp: Path, **env: str) -> Iterator[Serv
     defaults = {
         "ENVIRONMENT": "production",
         "SECRET_KEY": secrets.token_urlsafe(48),
+        "ENCRYPTION_KEYS": generate_key_entry(),
         "DATABASE_URL": database_url,
         "DATA_DIR": str(tmp / "data"),
         "HOST": "127.0.0.1",

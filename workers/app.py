@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.core.cache import create_cache
+from annotation_platform.core.crypto import KeyRing
 from annotation_platform.core.db import create_engine, create_sessionmaker
 from annotation_platform.core.queue import create_celery
 
@@ -42,6 +43,7 @@ class Runtime:
     loop: asyncio.AbstractEventLoop
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    key_ring: KeyRing
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -58,7 +60,7 @@ def runtime() -> Runtime:
         asyncio.set_event_loop(loop)
         engine = create_engine(settings)
         sessionmaker = create_sessionmaker(engine, app, create_cache(settings))
-        _runtime = Runtime(os.getpid(), settings, loop, engine, sessionmaker)
+        _runtime = Runtime(os.getpid(), settings, loop, engine, sessionmaker, settings.resolved_key_ring())
     return _runtime
 
 

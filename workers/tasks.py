@@ -10,10 +10,14 @@ import httpx
 from annotation_platform.agreement.service import run_agreement
 from annotation_platform.audit.alerts import ALERT_TASK, send_alert
 from annotation_platform.backup.service import run_backup, run_scheduled_backup
+from annotation_platform.core.queue import WEBHOOK_SWEEP_TASK
 from annotation_platform.data_export.service import export_service, run_export
 from annotation_platform.data_import.service import import_service, run_import
 from annotation_platform.job.service import job_service
 from annotation_platform.mail.service import SEND_TASK, deliver
+from annotation_platform.version.service import run_restore, run_snapshot
+from annotation_platform.webhook import delivery as webhook_delivery
+from annotation_platform.webhook.events import DELIVER_TASK
 from workers.app import app, runtime
 
 
@@ -86,6 +90,20 @@ def run_agreement_task(job_id: str) -> None:
     current.run(run_agreement(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
 
 
+@app.task(name="versions.snapshot")
+def run_snapshot_task(job_id: str) -> None:
+    """Takes a version's snapshot: reads the project in one transaction into a compressed file."""
+    current = runtime()
+    current.run(run_snapshot(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
+
+
+@app.task(name="versions.restore")
+def run_restore_task(job_id: str) -> None:
+    """Restores a version's snapshot into a new project, in one transaction."""
+    current = runtime()
+    current.run(run_restore(current.sessionmaker, uuid.UUID(job_id), settings=current.settings))
+
+
 @app.task(
     name=SEND_TASK,
     autoretry_for=(smtplib.SMTPException, OSError),
@@ -104,3 +122,21 @@ def send_security_alert_task(event_id: str) -> int:
     """Mails the superusers and/or calls the webhook about one security event (SECURITY_ALERT_*)."""
     current = runtime()
     return current.run(send_alert(current.sessionmaker, uuid.UUID(event_id), settings=current.settings))
+
+
+@app.task(name=DELIVER_TASK)
+def deliver_webhook_task(webhook_id: str) -> int:
+    """Sends a webhook's due deliveries in order (one worker per webhook at a time; a duplicate does nothing)."""
+    current = runtime()
+    return current.run(
+        webhook_delivery.deliver(
+            current.sessionmaker, uuid.UUID(webhook_id), settings=current.settings, key_ring=current.key_ring
+        )
+    )
+
+
+@app.task(name=WEBHOOK_SWEEP_TASK)
+def sweep_webhooks_task() -> int:
+    """Beat's retry clock: queues the webhooks whose oldest pending delivery is due."""
+    current = runtime()
+    return current.run(webhook_delivery.sweep(current.sessionmaker))

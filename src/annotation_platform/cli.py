@@ -14,6 +14,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.config import ConfigurationError, Settings, get_settings
+from annotation_platform.core.crypto import KeyRingError, generate_key_entry
 from annotation_platform.core.db import create_engine, create_sessionmaker
 from annotation_platform.core.errors import AppError
 from annotation_platform.observability.logs import configure_logging
@@ -24,6 +25,8 @@ T = TypeVar("T")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if getattr(args, "without_settings", False):
+        return int(args.handler(args))
     try:
         settings = get_settings()
         configure_logging(settings)
@@ -80,7 +83,25 @@ def _parser() -> argparse.ArgumentParser:
     restore = backups.add_parser("restore", help="restore a backup into the configured, EMPTY database")
     restore.add_argument("backup", metavar="ID|PATH")
     restore.set_defaults(handler=_backup_restore)
+
+    keys = commands.add_parser("keys", help="the key ring for data encrypted at rest (ENCRYPTION_KEYS)")
+    key_actions = keys.add_subparsers(required=True, metavar="ACTION")
+    generate = key_actions.add_parser(
+        "generate", help="print a new `id:key` entry; put it first in ENCRYPTION_KEYS to make it the current key"
+    )
+    generate.add_argument("--id", dest="key_id", help="the key's id (default: random)")
+    generate.set_defaults(handler=_keys_generate, without_settings=True)
     return parser
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    """Needs no settings: it is how production gets its first ENCRYPTION_KEYS."""
+    try:
+        print(generate_key_entry(args.key_id))
+    except KeyRingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:

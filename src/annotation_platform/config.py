@@ -14,7 +14,10 @@ from limits import parse as parse_limit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from annotation_platform.core.crypto import KeyRing, KeyRingError, generate_key_entry
+
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name  # nosec B105
+ENCRYPTION_KEYS_FILE = "encryption_keys"
 MIN_SECRET_KEY_LENGTH = 32
 WEAK_SECRET_KEYS = frozenset({"changeme", "change-me", "secret", "secret_key", "dev", "development", "test"})
 
@@ -48,6 +51,12 @@ class Settings(BaseSettings):
         default=None,
         repr=False,
         description="Signs tokens; required in production (32+ random characters). Unset elsewhere = kept in DATA_DIR.",
+    )
+    encryption_keys: str | None = Field(
+        default=None,
+        repr=False,
+        description="Key ring for data encrypted at rest, `id:base64key,...` (the first encrypts); "
+        "`annotation-platform keys generate` makes one. Required in production; unset elsewhere = kept in DATA_DIR.",
     )
 
     access_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60, description="How long a login lasts.")
@@ -137,6 +146,37 @@ class Settings(BaseSettings):
         default=None, description="POST each as JSON here, signed with SECRET_KEY (X-Signature-SHA256)."
     )
 
+    # Webhooks of projects (docs/webhooks.md), sent by the worker.
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Allow webhook URLs that resolve to private, loopback, link-local or reserved addresses (SSRF).",
+    )
+    webhook_allow_http: bool | None = Field(
+        default=None, description="Allow plain-http webhook URLs; unset = yes, except in production (https only)."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10, gt=0, le=30, description="A webhook call (connect, send, answer) gets this long."
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=30, description="Attempts per delivery before it is given up (status `failed`)."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=10, gt=0, description="Wait before the first retry; each further one waits 4 times longer."
+    )
+    webhook_retry_max_seconds: float = Field(default=6 * 3600, gt=0, description="Longest wait between retries.")
+    webhook_disable_after_failures: int = Field(
+        default=20, ge=1, description="Consecutive failed calls that disable a webhook (its creator is mailed)."
+    )
+    webhook_secret_grace_seconds: int = Field(
+        default=24 * 3600,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="After a secret rotation, calls are signed with the old secret too for this long (by default).",
+    )
+    webhook_sweep_interval_seconds: float = Field(
+        default=5, gt=0, description="How often beat looks for webhook deliveries due for a retry."
+    )
+
     # Background work (Celery). Without REDIS_URL the broker is a folder in DATA_DIR (kombu's filesystem transport).
     queue_name: str = Field(default="annotation-platform", description="The Celery queue the API sends work to.")
     broker_key_prefix: str = Field(default="", description="Prefix of the broker's Redis keys (several apps, one db).")
@@ -222,6 +262,21 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _key_ring_parses(self) -> Settings:
+        """Checked here, not in a field validator, so that a bad value never appears in the error message."""
+        if self.encryption_keys:
+            try:
+                KeyRing.parse(self.encryption_keys)
+            except KeyRingError as error:
+                raise ConfigurationError(str(error)) from None
+        elif self.environment is Environment.production:
+            raise ConfigurationError(
+                "ENCRYPTION_KEYS is not set. In production set it to the output of "
+                "`annotation-platform keys generate` and keep it as safe as the database backups."
+            )
+        return self
+
     @field_validator("trusted_proxies", "ip_allowlist")
     @classmethod
     def _networks_parse(cls, value: str) -> str:
@@ -251,6 +306,12 @@ class Settings(BaseSettings):
         return self.environment is not Environment.test
 
     @property
+    def webhooks_allow_http(self) -> bool:
+        if self.webhook_allow_http is not None:
+            return self.webhook_allow_http
+        return self.environment is not Environment.production
+
+    @property
     def logs_as_json(self) -> bool:
         if self.log_format is not None:
             return self.log_format == "json"
@@ -276,6 +337,17 @@ class Settings(BaseSettings):
         path.touch(mode=0o600)
         path.write_text(key)
         return key
+
+    def resolved_key_ring(self) -> KeyRing:
+        """`ENCRYPTION_KEYS`, or (outside production) a key generated once and kept in DATA_DIR."""
+        if self.encryption_keys:
+            return KeyRing.parse(self.encryption_keys)
+        path = self.data_dir / ENCRYPTION_KEYS_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(generate_key_entry("local"))
+        return KeyRing.parse(path.read_text().strip())
 
 
 def parse_networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:

@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from annotation_platform import __version__
 from annotation_platform.agreement.endpoints import router as agreement_router
@@ -26,6 +25,7 @@ from annotation_platform.audit.endpoints import router as audit_router
 from annotation_platform.audit.monitor import DeniedAccessMonitor
 from annotation_platform.auth.endpoints import router as auth_router
 from annotation_platform.backup.endpoints import router as backup_router
+from annotation_platform.change.endpoints import router as change_router
 from annotation_platform.config import Environment, Settings, get_settings, parse_networks
 from annotation_platform.container.endpoints import router as container_router
 from annotation_platform.core.cache import create_cache
@@ -40,11 +40,13 @@ from annotation_platform.core.errors import (
 from annotation_platform.core.http_security import (
     CORS_ALLOWED_HEADERS,
     CORS_EXPOSED_HEADERS,
+    AllowedHostsMiddleware,
     SecurityHeadersMiddleware,
     split_list,
 )
 from annotation_platform.core.middleware import BodySizeLimitMiddleware, CompressionMiddleware, RequestIdMiddleware
 from annotation_platform.core.migrations import MigrationsNotFound, head_revisions
+from annotation_platform.core.openapi import finish_document
 from annotation_platform.core.queue import create_celery
 from annotation_platform.core.rate_limit import RateLimiter, RateLimitHeadersMiddleware
 from annotation_platform.data_export.endpoints import router as export_router
@@ -58,6 +60,8 @@ from annotation_platform.observability.metrics import MetricsMiddleware, instrum
 from annotation_platform.observability.metrics import router as metrics_router
 from annotation_platform.project.endpoints import router as project_router
 from annotation_platform.user.endpoints import router as user_router
+from annotation_platform.version.endpoints import router as version_router
+from annotation_platform.webhook.endpoints import router as webhook_router
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +92,15 @@ OPENAPI_TAGS = [
     },
     {"name": "items", "description": "The things to annotate, in `sequence` order."},
     {"name": "annotations", "description": "Labels on items, one author each, versioned."},
+    {"name": "changes", "description": "A project's change feed: what was created, updated or deleted, in order."},
     {"name": "jobs", "description": "Background work (imports, exports, backups): status, progress, errors."},
     {"name": "imports", "description": "Loading CSV, JSON and JSON Lines files into a container."},
     {"name": "exports", "description": "Writing a project's items and annotations to JSON Lines, JSON or CSV."},
     {"name": "backups", "description": "Database backups (superusers): list them, take one now."},
     {"name": "agreement", "description": "Inter-annotator agreement, disagreements, and adjudicated gold sets."},
+    {"name": "versions", "description": "Named, immutable snapshots of a project: take, list, compare, restore."},
     {"name": "audit", "description": "The audit trail: who changed what, when, from where."},
+    {"name": "webhooks", "description": "Signed notifications of a project's events, with retries and a delivery log."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
 ]
 
@@ -128,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.redis = redis
+    app.state.key_ring = settings.resolved_key_ring()
     app.state.queue = create_celery(settings)
     app.state.cache = create_cache(settings)
     app.state.sessionmaker = create_sessionmaker(engine, app.state.queue, app.state.cache)
@@ -164,12 +172,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         container_router,
         item_router,
         annotation_router,
+        change_router,
         job_router,
         import_router,
         export_router,
         backup_router,
         agreement_router,
         audit_router,
+        webhook_router,
+        version_router,
     ):
         api.include_router(router)
     app.include_router(api)
@@ -197,7 +208,7 @@ def _install_http_security(app: FastAPI, settings: Settings) -> None:
             max_age=600,
         )
     if settings.allowed_hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=split_list(settings.allowed_hosts))
+        app.add_middleware(AllowedHostsMiddleware, hosts=split_list(settings.allowed_hosts))
     elif settings.environment is Environment.production:
         logger.warning("ALLOWED_HOSTS is not set: the service answers requests for any Host header")
 
@@ -274,5 +285,5 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
-    app.openapi_schema = schema
+    app.openapi_schema = finish_document(schema)
     return schema

@@ -173,6 +173,17 @@ async def test_backup_wipe_restore_gives_back_the_same_rows(target: Target) -> N
             data={"username": "annotator@example.org", "password": "a perfectly fine passphrase"},
         )
         assert login.status_code == 200, login.text
+        # The change feed is whole and settled: restored entries do not wait on the old server's transactions.
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        (project,) = (await http.get("/api/v1/projects", headers=headers)).json()["items"]
+        feed = await http.get(f"/api/v1/projects/{project['id']}/changes", headers=headers)
+        assert len(feed.json()["items"]) == 1 + 6 + 5, feed.text
+    if target.backend == "postgresql":
+        engine = create_async_engine(target.url, poolclass=NullPool)
+        async with engine.connect() as connection:
+            unsettled = (await connection.execute(text("SELECT count(*) FROM changes WHERE txid <> 0"))).scalar_one()
+        await engine.dispose()
+        assert unsettled == 0
 
 
 async def test_restore_of_an_unknown_id_or_a_damaged_file_exits_1_and_touches_nothing(target: Target) -> None:

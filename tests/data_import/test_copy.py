@@ -3,6 +3,7 @@ items and annotations for a file that mixes new and known turns, forward and bac
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import Api, QueryCounter, Team
 from tests.data_import.helpers import chat_csv, run, start
+from tests.history import assert_history_complete, catch_up
 
 FIRST = [
     ("1", "E1", "first known turn", "", "1"),
@@ -115,6 +117,7 @@ async def test_a_mixed_file_gives_the_same_result_on_both_backends(
     ]
     container = await client.get(f"/api/v1/containers/{room['id']}", headers=team.owner.headers)
     assert container.json()["item_count"] == 7
+    await _history_and_feed_follow(client, team, engine, room)
 
     again = await run(
         app, client, team.owner, await start(client, room, team.owner, chat_csv(MIXED), annotator=annotator)
@@ -123,6 +126,28 @@ async def test_a_mixed_file_gives_the_same_result_on_both_backends(
     assert again["result"]["annotations_updated"] == 0
     assert again["result"]["annotations_unchanged"] == 6
     assert await snapshot(engine, room["id"]) == (items, annotations)
+
+
+async def _history_and_feed_follow(
+    client: httpx.AsyncClient, team: Team, engine: AsyncEngine, room: dict[str, Any]
+) -> None:
+    """Imports write revisions and feed entries set-based too, credited to whoever started the import."""
+    assert await assert_history_complete(engine) == 8
+    # The team's container and its five items, then the room and what the three imports wrote.
+    feed, _ = await catch_up(client, team.project["id"], team.owner.headers, None, 6 + 18)
+    entries = [c for c in feed if c["container_id"] == room["id"]]
+    by_kind = Counter((entry["resource_type"], entry["action"]) for entry in entries)
+    # One forward parent (N1 -> N3) is set after its item went in; the re-labelled E1 is an update.
+    assert by_kind == {
+        ("container", "created"): 1,
+        ("item", "created"): 7,
+        ("item", "updated"): 1,
+        ("annotation", "created"): 8,
+        ("annotation", "updated"): 1,
+    }
+    assert {entry["changed_by"] for entry in entries} == {team.owner.id}
+    items = await client.get(f"/api/v1/containers/{room['id']}/items", headers=team.owner.headers)
+    assert {item["schema_version"] for item in items.json()["items"]} == {1}
 
 
 async def test_postgresql_writes_through_copy_and_sqlite_through_executemany(

@@ -61,7 +61,7 @@ def test_compose_development_override() -> None:
 def test_env_example_names_every_secret_compose_requires() -> None:
     compose = (REPO / "docker-compose.yml").read_text()
     example = (REPO / ".env.example").read_text()
-    for name in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "SECRET_KEY"):
+    for name in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "SECRET_KEY", "ENCRYPTION_KEYS"):
         assert f"${{{name}:?" in compose
         assert f"\n{name}=" in example
 

@@ -56,6 +56,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         DATABASE_URL=settings.database_url or "",
         REDIS_URL=settings.redis_url or "",
         SECRET_KEY=settings.secret_key or "",
+        ENCRYPTION_KEYS=settings.encryption_keys or "",
         QUEUE_NAME=settings.queue_name,
         BROKER_KEY_PREFIX=settings.broker_key_prefix,
         IMPORT_BATCH_SIZE=str(settings.import_batch_size),
@@ -66,6 +67,10 @@ def worker_env(settings: Settings) -> dict[str, str]:
         SECURITY_ALERT_WEBHOOK_URL=settings.security_alert_webhook_url or "",
         PYTHONUNBUFFERED="1",
     )
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if name.startswith("webhook_") and value is not None:
+            env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
 
 

@@ -83,7 +83,10 @@ class GoldCreate(InputModel):
         "left open."
     )
     annotator: str | None = Field(
-        default=None, max_length=320, description="Username of the annotator to start from (`source=annotator`)."
+        default=None,
+        max_length=320,
+        description="Username of the annotator to start from (`source=annotator`).",
+        examples=["ada"],
     )
 
     @model_validator(mode="after")

@@ -36,12 +36,16 @@ from annotation_platform.agreement.schemas import (
     LabelRead,
     MeasureKind,
 )
+from annotation_platform.annotation.repository import annotation_repository
 from annotation_platform.annotation.schemas import AnnotationBulkRow
 from annotation_platform.annotation.service import annotation_service
+from annotation_platform.audit.context import context_of
+from annotation_platform.change.service import change_service
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.errors import Conflict, ValidationFailed
 from annotation_platform.core.pagination import PageParams, decode_cursor, encode_cursor
+from annotation_platform.core.types import utcnow
 from annotation_platform.job.service import job_service
 from annotation_platform.models import Job, JobKind, JobStatus, User
 from annotation_platform.project.service import ProjectAccess
@@ -310,6 +314,16 @@ class AgreementService:
         return self._gold_read(access, data.type, data.source, labels, chosen.keys())
 
     async def delete_gold(self, session: AsyncSession, *, access: ContainerAccess, type_: str) -> None:
+        """Deletes the gold annotations of a type; like any deletion, each keeps its history and gets a feed entry."""
+        changed_by, now = context_of(session).user_id, utcnow()
+        gold = annotation_repository.gold_ids(access.container.id, type_)
+        await annotation_repository.insert_deletion_revisions(session, gold, changed_by=changed_by, now=now)
+        await change_service.record_from(
+            session,
+            annotation_repository.deletion_changes_of(
+                gold, project_id=access.container.project_id, changed_by=changed_by, now=now
+            ),
+        )
         await agreement_repository.delete_gold(session, access.container.id, type_)
 
     def _gold_read(

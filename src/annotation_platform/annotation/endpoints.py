@@ -5,19 +5,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from annotation_platform.annotation.dependencies import AnnotationReader
+from annotation_platform.annotation.dependencies import AnnotationHistoryReader, AnnotationReader
 from annotation_platform.annotation.schemas import (
     AnnotationBulkCreate,
     AnnotationBulkRead,
     AnnotationBulkUpdate,
     AnnotationCreate,
     AnnotationRead,
+    AnnotationRevert,
+    AnnotationRevisionRead,
     AnnotationUpdate,
 )
 from annotation_platform.annotation.service import (
     ConcurrentChange,
     GoldAlreadySettled,
     OffsetsOutOfRange,
+    UnknownVersion,
     annotation_service,
     etag_of,
 )
@@ -32,6 +35,7 @@ from annotation_platform.core.errors import (
     NotAuthenticated,
     NotFound,
     PreconditionFailed,
+    PreconditionRequired,
     problem_responses,
 )
 from annotation_platform.core.ids import parse_uuid
@@ -47,7 +51,14 @@ _BODY_ERRORS = (*BODY_ERRORS, OffsetsOutOfRange)
 
 TypeFilter = Annotated[TypeSlug | None, Query(description="Only annotations of this type.")]
 AuthorFilter = Annotated[str | None, Query(max_length=64, description="Only annotations by this user id.")]
-IfMatch = Annotated[str | None, Header(max_length=256, description="The ETag you last read; 412 if it changed.")]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        max_length=256,
+        description="The ETag you last read; 412 if it changed. Mandatory (428) in projects with `require_if_match`.",
+    ),
+]
+_WRITE_ERRORS = (NotAuthenticated, Forbidden, NotFound, PreconditionFailed, PreconditionRequired, ConcurrentChange)
 _ETAG_HEADER = {"ETag": {"description": "The annotation's version, for `If-Match`.", "schema": {"type": "string"}}}
 
 
@@ -208,7 +219,7 @@ async def get_annotation(access: AnnotationReader, response: Response) -> Annota
     response_model=AnnotationRead,
     responses={
         200: {"headers": _ETAG_HEADER},
-        **problem_responses(NotAuthenticated, Forbidden, NotFound, PreconditionFailed, ConcurrentChange, *_BODY_ERRORS),
+        **problem_responses(*_WRITE_ERRORS, *_BODY_ERRORS),
     },
 )
 async def update_annotation(
@@ -229,7 +240,7 @@ async def update_annotation(
     "/annotations/{annotation_id}",
     operation_id="deleteAnnotation",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, PreconditionFailed, ConcurrentChange),
+    responses=problem_responses(*_WRITE_ERRORS),
 )
 async def delete_annotation(
     access: AnnotationReader, user: CurrentUser, session: SessionDep, if_match: IfMatch = None
@@ -237,3 +248,40 @@ async def delete_annotation(
     """Delete an annotation under the same rules as changing it."""
     await annotation_service.delete(session, access=access, user=user, if_match=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/annotations/{annotation_id}/history",
+    operation_id="listAnnotationHistory",
+    response_model=Page[AnnotationRevisionRead],
+    responses=problem_responses(*LIST_ERRORS),
+)
+async def list_annotation_history(
+    request: Request, access: AnnotationHistoryReader, session: SessionDep, settings: SettingsDep, page: PageParamsDep
+) -> Response:
+    """Every version of an annotation, oldest first: content, action, who and when. A deleted annotation's
+    history stays readable by managers and owners."""
+    revisions, cursor, total = await annotation_service.history(session, access=access, params=page)
+    return page_response(request, revisions, cursor, total, settings.public_base_url)
+
+
+@router.post(
+    "/annotations/{annotation_id}/revert",
+    operation_id="revertAnnotation",
+    response_model=AnnotationRead,
+    responses={200: {"headers": _ETAG_HEADER}, **problem_responses(*_WRITE_ERRORS, *_BODY_ERRORS, UnknownVersion)},
+)
+async def revert_annotation(
+    body: AnnotationRevert,
+    access: AnnotationReader,
+    user: CurrentUser,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AnnotationRead:
+    """Make an earlier version's type, data and offsets current again, as a new version (same rules as PATCH)."""
+    annotation = await annotation_service.revert(
+        session, access=access, user=user, version=body.version, if_match=if_match
+    )
+    response.headers["ETag"] = etag_of(annotation)
+    return annotation

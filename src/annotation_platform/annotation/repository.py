@@ -3,33 +3,152 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, Uuid, delete, func, insert, select, update
+from sqlalchemy import Select, String, Uuid, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
 from annotation_platform.core.sql import IN_LIST_CHUNK, rows_where_in
-from annotation_platform.models import Annotation, Container, Item, Membership, User
+from annotation_platform.core.types import UTCDateTime
+from annotation_platform.models import Annotation, AnnotationRevision, Container, Item, Membership, Project, User
+
+REVISION_CONTENT = ("type", "data", "start_offset", "end_offset", "is_gold")
+"""The columns a revision copies from the annotation."""
 
 
 class AnnotationRepository:
     keyset = Keyset(columns=(Annotation.id,), kinds=(uuid.UUID,))
+    revision_keyset = Keyset(columns=(AnnotationRevision.version,), kinds=(int,))
 
     def with_role(self, user: User) -> Select[Any]:
         membership = (Membership.project_id == Container.project_id) & (Membership.user_id == user.id)
         return (
-            select(Annotation, Membership.role, Container.project_id)
+            select(Annotation, Membership.role, Container.project_id, Project.require_if_match)
             .join(Container, Container.id == Annotation.container_id)
+            .join(Project, Project.id == Container.project_id)
             .outerjoin(Membership, membership)
         )
 
     async def get_with_role(
         self, session: AsyncSession, annotation_id: uuid.UUID, user: User
-    ) -> tuple[Annotation, str | None, uuid.UUID] | None:
-        """The annotation, the caller's role in its project (None if not a member), and that project's id."""
+    ) -> tuple[Annotation, str | None, uuid.UUID, bool] | None:
+        """The annotation, the caller's role in its project (None if not a member), that project's id, and
+        whether the project makes If-Match mandatory."""
         row = (await session.execute(self.with_role(user).where(Annotation.id == annotation_id))).first()
-        return (row[0], row[1], row[2]) if row else None
+        return (row[0], row[1], row[2], bool(row[3])) if row else None
+
+    async def deleted_with_role(
+        self, session: AsyncSession, annotation_id: uuid.UUID, user: User
+    ) -> tuple[str | None] | None:
+        """For an annotation that no longer exists but has a history: (the caller's role in its project,)."""
+        membership = (Membership.project_id == Container.project_id) & (Membership.user_id == user.id)
+        statement = (
+            select(Membership.role)
+            .select_from(AnnotationRevision)
+            .join(Container, Container.id == AnnotationRevision.container_id)
+            .outerjoin(Membership, membership)
+            .where(AnnotationRevision.annotation_id == annotation_id)
+            .limit(1)
+        )
+        row = (await session.execute(statement)).first()
+        return (row[0],) if row else None
+
+    async def revisions(
+        self, session: AsyncSession, annotation_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[AnnotationRevision], str | None, int | None]:
+        statement = select(AnnotationRevision).where(AnnotationRevision.annotation_id == annotation_id)
+        rows, cursor = await fetch_page(session, statement, self.revision_keyset, params, lambda r: (r[0].version,))
+        total = None
+        if params.include_total:
+            counted = select(func.count()).select_from(statement.subquery())
+            total = int((await session.execute(counted)).scalar_one())
+        return [row[0] for row in rows], cursor, total
+
+    async def revision(
+        self, session: AsyncSession, annotation_id: uuid.UUID, version: int
+    ) -> AnnotationRevision | None:
+        return await session.get(AnnotationRevision, (annotation_id, version))
+
+    async def insert_revisions(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await session.execute(insert(AnnotationRevision), rows)
+
+    def ids_on_item(self, item_id: uuid.UUID) -> Select[Any]:
+        return select(Annotation.id).where(Annotation.item_id == item_id)
+
+    def ids_in(self, container_id: uuid.UUID, annotation_ids: list[uuid.UUID]) -> Select[Any]:
+        return select(Annotation.id).where(Annotation.container_id == container_id, Annotation.id.in_(annotation_ids))
+
+    def ids_on_items(self, container_id: uuid.UUID, item_ids: list[uuid.UUID]) -> Select[Any]:
+        return select(Annotation.id).where(Annotation.container_id == container_id, Annotation.item_id.in_(item_ids))
+
+    def gold_ids(self, container_id: uuid.UUID, type_: str) -> Select[Any]:
+        return select(Annotation.id).where(
+            Annotation.container_id == container_id, Annotation.type == type_, Annotation.is_gold.is_(True)
+        )
+
+    async def insert_revisions_of_current(
+        self,
+        session: AsyncSession,
+        annotation_ids: list[uuid.UUID],
+        *,
+        action: str,
+        changed_by: uuid.UUID | None,
+        now: datetime,
+    ) -> None:
+        """One executemany of INSERT … SELECT: a revision of each annotation as it now is, read in the database."""
+        if not annotation_ids:
+            return
+        values = select(
+            Annotation.id,
+            Annotation.version,
+            Annotation.container_id,
+            Annotation.item_id,
+            literal(action),
+            *(getattr(Annotation, column) for column in REVISION_CONTENT),
+            literal(changed_by, Uuid()),
+            literal(now, UTCDateTime()),
+        ).where(Annotation.id == bindparam("target", type_=Uuid()))
+        columns = ["annotation_id", "version", "container_id", "item_id", "action", *REVISION_CONTENT]
+        statement = insert(AnnotationRevision).from_select([*columns, "changed_by", "changed_at"], values)
+        # Core, not the ORM's bulk insert, which takes a list of parameters for rows of values.
+        connection = await session.connection()
+        await connection.execute(statement, [{"target": annotation_id} for annotation_id in annotation_ids])
+
+    async def insert_deletion_revisions(
+        self, session: AsyncSession, annotations: Select[Any], *, changed_by: uuid.UUID | None, now: datetime
+    ) -> None:
+        """INSERT … SELECT: a `deleted` revision (the version after the last, with the last content) for each
+        annotation `annotations` selects (by id), written just before they are deleted together."""
+        values = select(
+            Annotation.id,
+            Annotation.version + 1,
+            Annotation.container_id,
+            Annotation.item_id,
+            literal("deleted"),
+            *(getattr(Annotation, column) for column in REVISION_CONTENT),
+            literal(changed_by, Uuid()),
+            literal(now, UTCDateTime()),
+        ).where(Annotation.id.in_(annotations))
+        columns = ["annotation_id", "version", "container_id", "item_id", "action", *REVISION_CONTENT]
+        await session.execute(insert(AnnotationRevision).from_select([*columns, "changed_by", "changed_at"], values))
+
+    def deletion_changes_of(
+        self, annotations: Select[Any], *, project_id: uuid.UUID, changed_by: uuid.UUID | None, now: datetime
+    ) -> Select[Any]:
+        """The change-feed entries (`CHANGE_COLUMNS`, `changed_at`) of deleting the annotations the query selects."""
+        return select(
+            literal(project_id, Uuid()),
+            literal("annotation"),
+            Annotation.id,
+            Annotation.container_id,
+            literal("deleted"),
+            Annotation.version + 1,
+            literal(changed_by, Uuid()),
+            literal(now, UTCDateTime()),
+        ).where(Annotation.id.in_(annotations))
 
     def _filtered(
         self,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -76,7 +76,7 @@ class AnnotationUpdate(PatchModel):
 
     nullable_fields: ClassVar[frozenset[str]] = frozenset({"start_offset", "end_offset"})
 
-    type: TypeSlug | None = None
+    type: TypeSlug | None = Field(default=None, examples=["thread"])
     data: JsonObject | None = None
     start_offset: int | None = Field(default=None, ge=0, le=2**31 - 1)
     end_offset: int | None = Field(default=None, ge=1, le=2**31 - 1)
@@ -110,3 +110,25 @@ class AnnotationRead(ReadModel):
 
 class AnnotationBulkRead(ReadModel):
     items: list[AnnotationRead]
+
+
+class AnnotationRevert(InputModel):
+    version: int = Field(ge=1, le=2**31 - 1, description="The earlier version whose content becomes current again.")
+
+
+class AnnotationRevisionRead(ReadModel):
+    """One version of an annotation: its content after a change, who made the change and when."""
+
+    annotation_id: Id
+    version: int = Field(description="The annotation's version after this change; a deletion is one past the last.")
+    action: Literal["created", "updated", "reverted", "deleted"]
+    item_id: Id
+    container_id: Id
+    type: str
+    data: dict[str, Any]
+    start_offset: int | None
+    end_offset: int | None
+    is_gold: bool
+    reverted_from: int | None = Field(description="For `reverted`: the version whose content was restored.")
+    changed_by: Id | None = Field(description="Who made the change.")
+    changed_at: datetime

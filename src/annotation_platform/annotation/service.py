@@ -5,27 +5,39 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from annotation_platform.annotation.repository import annotation_repository
+from annotation_platform.annotation.repository import REVISION_CONTENT, annotation_repository
 from annotation_platform.annotation.schemas import (
     AnnotationBulkRow,
     AnnotationBulkUpdateRow,
     AnnotationCreate,
     AnnotationRead,
+    AnnotationRevisionRead,
     AnnotationUpdate,
 )
+from annotation_platform.audit.context import context_of
 from annotation_platform.audit.service import audit_service, changed_fields
+from annotation_platform.change.service import change_service
 from annotation_platform.container.service import ContainerAccess
-from annotation_platform.core.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
+from annotation_platform.core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    ValidationFailed,
+)
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.types import utcnow
 from annotation_platform.item.service import BulkRowsInvalid, ItemAccess, ItemNotInContainer
 from annotation_platform.models import Annotation, Role, User
-from annotation_platform.project.permissions import Action, authorize_found, role_allows
+from annotation_platform.project.permissions import Action, authorize_found, effective_role, role_allows
+from annotation_platform.webhook.events import ANNOTATION_CREATED, ANNOTATION_DELETED, ANNOTATION_UPDATED, emit
 
 
 class OffsetsOutOfRange(ValidationFailed):
@@ -52,11 +64,25 @@ class ConcurrentChange(Conflict):
     description = "Someone changed this annotation while your request ran. Re-read it and retry."
 
 
+class UnknownVersion(ValidationFailed):
+    code = "unknown_version"
+    title = "No such version"
+    description = "The annotation never had this version. `GET /annotations/{id}/history` lists the versions."
+
+
 @dataclass(frozen=True, slots=True)
 class AnnotationAccess:
     annotation: Annotation
     role: Role
     project_id: uuid.UUID
+    require_if_match: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryAccess:
+    """An annotation's history: of a live annotation for anyone who may read it, of a deleted one for managers."""
+
+    annotation_id: uuid.UUID
 
 
 def etag_of(annotation: Annotation | AnnotationRead) -> str:
@@ -75,15 +101,51 @@ def _to_read(annotation: Annotation) -> AnnotationRead:
     return AnnotationRead.model_validate(annotation)
 
 
+def _event_data(annotations: list[AnnotationRead]) -> dict[str, Any]:
+    """A webhook event's data: every annotation of the request (one event per request, bulk included)."""
+    return {
+        "count": len(annotations),
+        "annotations": [annotation.model_dump(mode="json") for annotation in annotations],
+    }
+
+
+def _revision_of(annotation: AnnotationRead, action: str, user: User, when: datetime) -> dict[str, Any]:
+    return {
+        "annotation_id": annotation.id,
+        "version": annotation.version,
+        "container_id": annotation.container_id,
+        "item_id": annotation.item_id,
+        "action": action,
+        **{column: getattr(annotation, column) for column in REVISION_CONTENT},
+        "changed_by": user.id,
+        "changed_at": when,
+    }
+
+
 class AnnotationService:
     async def access(self, session: AsyncSession, *, annotation_id: uuid.UUID, user: User) -> AnnotationAccess:
         found = await annotation_repository.get_with_role(session, annotation_id, user)
         if found is None:
             raise NotFound("No such annotation.")
-        annotation, role = authorize_found(
-            None if found is None else (found[0], found[1]), user, Action.read, "annotation"
-        )
-        return AnnotationAccess(annotation=annotation, role=role, project_id=found[2])
+        annotation, role = authorize_found((found[0], found[1]), user, Action.read, "annotation")
+        return AnnotationAccess(annotation=annotation, role=role, project_id=found[2], require_if_match=found[3])
+
+    async def history_access(self, session: AsyncSession, *, annotation_id: uuid.UUID, user: User) -> HistoryAccess:
+        found = await annotation_repository.get_with_role(session, annotation_id, user)
+        if found is not None:
+            authorize_found((found[0], found[1]), user, Action.read, "annotation")
+            return HistoryAccess(annotation_id=annotation_id)
+        deleted = await annotation_repository.deleted_with_role(session, annotation_id, user)
+        # Anyone below manager learns nothing about a deleted annotation, not even that it existed.
+        if deleted is None or not role_allows(effective_role(deleted[0], user), Action.manage):
+            raise NotFound("No such annotation.")
+        return HistoryAccess(annotation_id=annotation_id)
+
+    async def history(
+        self, session: AsyncSession, *, access: HistoryAccess, params: PageParams
+    ) -> tuple[list[AnnotationRevisionRead], str | None, int | None]:
+        revisions, cursor, total = await annotation_repository.revisions(session, access.annotation_id, params)
+        return [AnnotationRevisionRead.model_validate(revision) for revision in revisions], cursor, total
 
     async def page(
         self,
@@ -115,6 +177,7 @@ class AnnotationService:
             )
         row = self._row(item_id=item.id, container_id=item.container_id, user=user, data=data)
         await annotation_repository.insert_many(session, [row])
+        await self._record_created(session, access.project_id, [row], user)
         audit_service.record(
             session,
             action="annotation.create",
@@ -123,7 +186,9 @@ class AnnotationService:
             project_id=access.project_id,
             after={"item_id": item.id, "type": data.type},
         )
-        return AnnotationRead.model_validate(row)
+        created = AnnotationRead.model_validate(row)
+        await emit(session, access.project_id, ANNOTATION_CREATED, _event_data([created]))
+        return created
 
     async def bulk_create(
         self, session: AsyncSession, *, access: ContainerAccess, user: User, rows: list[AnnotationBulkRow]
@@ -170,6 +235,7 @@ class AnnotationService:
         if errors:
             raise BulkRowsInvalid(f"{len(errors)} of {len(rows)} rows are invalid; nothing was written.", errors=errors)
         await annotation_repository.insert_many(session, values)
+        await self._record_created(session, access.container.project_id, values, user)
         audit_service.record(
             session,
             action="annotation.bulk_create",
@@ -178,7 +244,9 @@ class AnnotationService:
             project_id=access.container.project_id,
             after={"annotations_created": len(values)},
         )
-        return [AnnotationRead.model_validate(value) for value in values]
+        created = [AnnotationRead.model_validate(value) for value in values]
+        await emit(session, access.container.project_id, ANNOTATION_CREATED, _event_data(created))
+        return created
 
     async def bulk_update(
         self,
@@ -204,6 +272,17 @@ class AnnotationService:
             for row in rows
         ]
         await annotation_repository.update_many(session, access.container.id, values)
+        changed_by = context_of(session).user_id
+        await annotation_repository.insert_revisions_of_current(
+            session, ids, action="updated", changed_by=changed_by, now=now
+        )
+        await change_service.record(
+            session,
+            project_id=access.container.project_id,
+            resource_type="annotation",
+            action="updated",
+            entries=[(value["id"], access.container.id, value["version"]) for value in values],
+        )
         audit_service.record(
             session,
             action="annotation.bulk_update",
@@ -212,7 +291,9 @@ class AnnotationService:
             project_id=access.container.project_id,
             after={"annotations_updated": len(values)},
         )
-        return [_to_read(a) for a in await annotation_repository.read_many(session, access.container.id, ids)]
+        updated = [_to_read(a) for a in await annotation_repository.read_many(session, access.container.id, ids)]
+        await emit(session, access.container.project_id, ANNOTATION_UPDATED, _event_data(updated))
+        return updated
 
     async def bulk_delete(
         self, session: AsyncSession, *, access: ContainerAccess, user: User, ids: list[uuid.UUID]
@@ -220,7 +301,18 @@ class AnnotationService:
         """Deletes many annotations of the container under the single-annotation rules, all or none."""
         await self._bulk_rows(session, access, user, ids, field="ids")
         unique = list(dict.fromkeys(ids))
+        gone = [_to_read(a) for a in await annotation_repository.read_many(session, access.container.id, unique)]
+        selected = annotation_repository.ids_in(access.container.id, unique)
+        changed_by, now = context_of(session).user_id, utcnow()
+        await annotation_repository.insert_deletion_revisions(session, selected, changed_by=changed_by, now=now)
+        await change_service.record_from(
+            session,
+            annotation_repository.deletion_changes_of(
+                selected, project_id=access.container.project_id, changed_by=changed_by, now=now
+            ),
+        )
         await annotation_repository.delete_many(session, access.container.id, unique)
+        await emit(session, access.container.project_id, ANNOTATION_DELETED, _event_data(gone))
         audit_service.record(
             session,
             action="annotation.bulk_delete",
@@ -277,14 +369,51 @@ class AnnotationService:
     ) -> AnnotationRead:
         annotation = self._writable(access, user, if_match)
         changes = data.model_dump(exclude_unset=True)
+        if not changes:
+            return _to_read(annotation)
+        return await self._write(session, access, user, changes, if_match=if_match, action="annotation.update")
+
+    async def revert(
+        self,
+        session: AsyncSession,
+        *,
+        access: AnnotationAccess,
+        user: User,
+        version: int,
+        if_match: str | None,
+    ) -> AnnotationRead:
+        """Makes an earlier version's content (type, data, offsets) current again, as a new version."""
+        annotation = self._writable(access, user, if_match)
+        revision = await annotation_repository.revision(session, annotation.id, version)
+        if revision is None or version >= annotation.version:
+            raise UnknownVersion(
+                f"Version {version} is not an earlier version of this annotation (now at {annotation.version}).",
+                errors=[{"loc": ["body", "version"], "msg": "not an earlier version", "type": UnknownVersion.code}],
+            )
+        changes = {column: getattr(revision, column) for column in ("type", "data", "start_offset", "end_offset")}
+        return await self._write(
+            session, access, user, changes, if_match=if_match, action="annotation.revert", reverted_from=version
+        )
+
+    async def _write(
+        self,
+        session: AsyncSession,
+        access: AnnotationAccess,
+        user: User,
+        changes: dict[str, Any],
+        *,
+        if_match: str | None,
+        action: str,
+        reverted_from: int | None = None,
+    ) -> AnnotationRead:
+        """Writes `changes` as the next version (if nobody wrote one meanwhile), with its revision and feed entry."""
+        annotation = access.annotation
         if changes.get("end_offset") is not None:
             length = await annotation_repository.content_length(session, annotation.item_id)
             if changes["end_offset"] > length:
                 raise OffsetsOutOfRange(
                     f"end_offset {changes['end_offset']} is past the content's {length} characters."
                 )
-        if not changes:
-            return _to_read(annotation)
         changes["updated_at"] = utcnow()
         written = await annotation_repository.update_if_version(
             session, annotation, expected_version=annotation.version, values=changes
@@ -294,16 +423,29 @@ class AnnotationService:
         before = _to_read(annotation)
         await session.refresh(annotation)
         after = _to_read(annotation)
+        revision = _revision_of(
+            after, "reverted" if reverted_from is not None else "updated", user, changes["updated_at"]
+        )
+        revision["reverted_from"] = reverted_from
+        await annotation_repository.insert_revisions(session, [revision])
+        await change_service.record(
+            session,
+            project_id=access.project_id,
+            resource_type="annotation",
+            action="updated",
+            entries=[(after.id, after.container_id, after.version)],
+        )
         old, new = changed_fields(before, after)
         audit_service.record(
             session,
-            action="annotation.update",
+            action=action,
             resource_type="annotation",
             resource_id=annotation.id,
             project_id=access.project_id,
             before=old,
             after=new,
         )
+        await emit(session, access.project_id, ANNOTATION_UPDATED, _event_data([after]))
         return after
 
     async def delete(
@@ -315,6 +457,16 @@ class AnnotationService:
         )
         if not deleted:
             raise PreconditionFailed() if if_match is not None else ConcurrentChange()
+        await emit(session, access.project_id, ANNOTATION_DELETED, _event_data([_to_read(annotation)]))
+        gone = _to_read(annotation).model_copy(update={"version": annotation.version + 1})
+        await annotation_repository.insert_revisions(session, [_revision_of(gone, "deleted", user, utcnow())])
+        await change_service.record(
+            session,
+            project_id=access.project_id,
+            resource_type="annotation",
+            action="deleted",
+            entries=[(gone.id, gone.container_id, gone.version)],
+        )
         audit_service.record(
             session,
             action="annotation.delete",
@@ -346,9 +498,38 @@ class AnnotationService:
                     else "change other people's annotations."
                 )
             )
+        if if_match is None and access.require_if_match:
+            raise PreconditionRequired("This project requires `If-Match` with the annotation's ETag for changes.")
         if not if_match_allows(if_match, etag_of(annotation)):
             raise PreconditionFailed(f"The annotation is at version {annotation.version}; re-read it and retry.")
         return annotation
+
+    async def _record_created(
+        self, session: AsyncSession, project_id: uuid.UUID, rows: list[dict[str, Any]], user: User
+    ) -> None:
+        await annotation_repository.insert_revisions(
+            session,
+            [
+                {
+                    "annotation_id": row["id"],
+                    "version": 1,
+                    "container_id": row["container_id"],
+                    "item_id": row["item_id"],
+                    "action": "created",
+                    **{column: row[column] for column in REVISION_CONTENT},
+                    "changed_by": user.id,
+                    "changed_at": row["created_at"],
+                }
+                for row in rows
+            ],
+        )
+        await change_service.record(
+            session,
+            project_id=project_id,
+            resource_type="annotation",
+            action="created",
+            entries=[(row["id"], row["container_id"], 1) for row in rows],
+        )
 
     def _may_adjudicate(self, role: Role) -> None:
         if not role_allows(role, Action.adjudicate):

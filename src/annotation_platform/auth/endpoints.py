@@ -107,6 +107,7 @@ async def logout(principal: CurrentPrincipal, session: SessionDep) -> Response:
     "/forgot-password",
     operation_id="forgotPassword",
     status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,  # an empty 202: no JSON body to document
     dependencies=[Depends(limit_auth_route), Depends(bind_anonymous_context)],
     responses=problem_responses(RateLimited, *BODY_ERRORS),
 )
@@ -134,6 +135,7 @@ async def reset_password(body: PasswordReset, session: SessionDep, settings: Set
     "/request-verify-token",
     operation_id="requestVerifyToken",
     status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,  # an empty 202: no JSON body to document
     dependencies=[Depends(limit_auth_route), Depends(bind_anonymous_context)],
     responses=problem_responses(RateLimited, *BODY_ERRORS),
 )

@@ -28,12 +28,22 @@ class EmailRequest(InputModel):
 
 
 class PasswordReset(InputModel):
-    token: str = Field(min_length=1, max_length=2048, description="The token from the reset mail.")
+    token: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="The token from the reset mail.",
+        examples=["eyJhbGciOiJIUzI1NiJ9.e30.sig"],
+    )
     password: Password
 
 
 class VerifyRequest(InputModel):
-    token: str = Field(min_length=1, max_length=2048, description="The token from the verification mail.")
+    token: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="The token from the verification mail.",
+        examples=["eyJhbGciOiJIUzI1NiJ9.e30.sig"],
+    )
 
 
 class OAuthAuthorization(ReadModel):

@@ -52,5 +52,11 @@ class BackupRepository:
             statement = text("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
         return int((await connection.execute(statement)).scalar_one())
 
+    async def settle_change_feed(self, connection: AsyncConnection) -> None:
+        """PostgreSQL: every restored change-feed entry is settled; txid 0 orders them before every new entry (a
+        backup made before the feed existed has no `changes` table)."""
+        if (await connection.execute(text("SELECT to_regclass('changes')"))).scalar_one() is not None:
+            await connection.execute(text("UPDATE changes SET txid = 0"))
+
 
 backup_repository = BackupRepository()

@@ -192,6 +192,8 @@ class BackupService:
             if tables:
                 raise DatabaseNotEmpty(_not_empty(database))
         await asyncio.to_thread(dump.restore, database, verified.path)
+        if database.backend == dump.POSTGRESQL:
+            await _settle_change_feed(settings)
         return verified
 
 
@@ -200,6 +202,18 @@ def _not_empty(database: dump.Database) -> str:
         f"The database {database.label} is not empty: a backup is restored only into an empty database. "
         "Create a new empty database (or move the SQLite file away) and point DATABASE_URL / DATA_DIR at it."
     )
+
+
+async def _settle_change_feed(settings: Settings) -> None:
+    """The feed's entries carry transaction ids of the server that wrote them, and a restore may be onto another
+    server whose ids are lower: left as they are, the entries would sort after new ones and never be settled
+    there (docs/versioning.md)."""
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as connection:
+            await backup_repository.settle_change_feed(connection)
+    finally:
+        await engine.dispose()
 
 
 async def _postgres_table_count(settings: Settings, database: dump.Database) -> int:

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from annotation_platform.config import SettingsDep
 from annotation_platform.container.dependencies import ContainerManager, ContainerReader
-from annotation_platform.container.schemas import ContainerCreate, ContainerRead, ContainerUpdate
+from annotation_platform.container.schemas import ContainerCreate, ContainerRead, ContainerUpdate, ItemSchemaVersionRead
 from annotation_platform.container.service import ContainerNameTaken, InvalidItemSchema, container_service
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
@@ -74,7 +74,8 @@ async def get_container(access: ContainerReader) -> ContainerRead:
 async def update_container(body: ContainerUpdate, access: ContainerManager, session: SessionDep) -> ContainerRead:
     """Rename a container or change its type or item schema (managers and owners).
 
-    A new `item_schema` applies to items written from then on; existing items are not re-validated.
+    A new `item_schema` applies to items written from then on; existing items are not re-validated. The old
+    schema is kept under its version number (`item_schema_version`, `GET .../item-schemas`).
     """
     return await container_service.update(session, access=access, data=body)
 
@@ -89,3 +90,17 @@ async def delete_container(access: ContainerManager, session: SessionDep) -> Res
     """Delete a container with all its items and annotations (managers and owners)."""
     await container_service.delete(session, access=access)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/containers/{container_id}/item-schemas",
+    operation_id="listContainerItemSchemas",
+    response_model=Page[ItemSchemaVersionRead],
+    responses=problem_responses(*LIST_ERRORS),
+)
+async def list_container_item_schemas(
+    request: Request, access: ContainerReader, session: SessionDep, settings: SettingsDep, page: PageParamsDep
+) -> Response:
+    """Every item schema the container has had, by version, oldest first; items name theirs in `schema_version`."""
+    versions, cursor, total = await container_service.schema_versions(session, access=access, params=page)
+    return page_response(request, versions, cursor, total, settings.public_base_url)

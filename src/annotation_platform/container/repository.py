@@ -9,11 +9,12 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
-from annotation_platform.models import Container, Membership, User
+from annotation_platform.models import Container, ContainerSchemaVersion, Membership, User
 
 
 class ContainerRepository:
     keyset = Keyset(columns=(Container.id,), kinds=(uuid.UUID,))
+    schema_keyset = Keyset(columns=(ContainerSchemaVersion.version,), kinds=(int,))
 
     def with_role(self, user: User) -> Select[Any]:
         membership = (Membership.project_id == Container.project_id) & (Membership.user_id == user.id)
@@ -47,6 +48,21 @@ class ContainerRepository:
     async def add(self, session: AsyncSession, container: Container) -> None:
         session.add(container)
         await session.flush()
+
+    async def add_schema_version(self, session: AsyncSession, version: ContainerSchemaVersion) -> None:
+        session.add(version)
+        await session.flush()
+
+    async def schema_versions(
+        self, session: AsyncSession, container_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[ContainerSchemaVersion], str | None, int | None]:
+        statement = select(ContainerSchemaVersion).where(ContainerSchemaVersion.container_id == container_id)
+        rows, cursor = await fetch_page(session, statement, self.schema_keyset, params, lambda r: (r[0].version,))
+        total = None
+        if params.include_total:
+            counted = select(func.count()).select_from(statement.subquery())
+            total = int((await session.execute(counted)).scalar_one())
+        return [row[0] for row in rows], cursor, total
 
     async def delete(self, session: AsyncSession, container: Container) -> None:
         await session.delete(container)

@@ -19,8 +19,8 @@ class ContainerCreate(InputModel):
 class ContainerUpdate(PatchModel):
     nullable_fields: ClassVar[frozenset[str]] = frozenset({"item_schema"})
 
-    name: Name | None = None
-    type: TypeSlug | None = None
+    name: Name | None = Field(default=None, examples=["Room 10"])
+    type: TypeSlug | None = Field(default=None, examples=["chat_room"])
     item_schema: JsonObject | None = Field(default=None, description=ITEM_SCHEMA_DESCRIPTION)
 
 
@@ -30,6 +30,16 @@ class ContainerRead(ReadModel):
     name: str
     type: str
     item_schema: dict[str, Any] | None
+    item_schema_version: int = Field(description="Version of `item_schema`: 1 at creation, one more at each change.")
     item_count: int
     created_at: datetime
     updated_at: datetime
+
+
+class ItemSchemaVersionRead(ReadModel):
+    """An item schema a container has had; items name the version they were validated against."""
+
+    version: int
+    item_schema: dict[str, Any] | None
+    created_by: Id | None = Field(description="Who set this schema.")
+    created_at: datetime

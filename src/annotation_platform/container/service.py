@@ -11,9 +11,11 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.audit.context import context_of
 from annotation_platform.audit.service import audit_service, changed_fields
+from annotation_platform.change.service import ChangeAction, change_service
 from annotation_platform.container.repository import container_repository
-from annotation_platform.container.schemas import ContainerCreate, ContainerRead, ContainerUpdate
+from annotation_platform.container.schemas import ContainerCreate, ContainerRead, ContainerUpdate, ItemSchemaVersionRead
 from annotation_platform.core.cache import (
     Cache,
     cache_of,
@@ -26,7 +28,7 @@ from annotation_platform.core.cache import (
 from annotation_platform.core.errors import Conflict, ValidationFailed
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
-from annotation_platform.models import Container, Role, User
+from annotation_platform.models import Container, ContainerSchemaVersion, Role, User
 from annotation_platform.project.permissions import Action, authorize_found
 from annotation_platform.project.service import ProjectAccess
 
@@ -108,8 +110,12 @@ class ContainerService:
         check_item_schema(data.item_schema)
         if await container_repository.name_taken(session, access.project.id, data.name):
             raise ContainerNameTaken()
-        container = Container(id=uuid7(), project_id=access.project.id, item_count=0, **data.model_dump())
+        container = Container(
+            id=uuid7(), project_id=access.project.id, item_count=0, item_schema_version=1, **data.model_dump()
+        )
         await container_repository.add(session, container)
+        await self._keep_schema(session, container)
+        await self._record(session, container, "created")
         audit_service.record(
             session,
             action="container.create",
@@ -137,10 +143,17 @@ class ContainerService:
             session, container.project_id, changes["name"], excluding=container.id
         ):
             raise ContainerNameTaken()
+        schema_changed = "item_schema" in changes and changes["item_schema"] != container.item_schema
         for key, value in changes.items():
             setattr(container, key, value)
+        if schema_changed:
+            container.item_schema_version += 1
         await session.flush()
+        if schema_changed:
+            await self._keep_schema(session, container)
         after = ContainerRead.model_validate(container)
+        if after != before:
+            await self._record(session, container, "updated")
         old, new = changed_fields(before, after)
         audit_service.record(
             session,
@@ -163,7 +176,35 @@ class ContainerService:
             project_id=container.project_id,
             before={"name": container.name, "item_count": container.item_count},
         )
+        # One entry stands for the container's items and annotations, which go with it (docs/versioning.md).
+        await self._record(session, container, "deleted")
         await container_repository.delete(session, container)
+
+    async def schema_versions(
+        self, session: AsyncSession, *, access: ContainerAccess, params: PageParams
+    ) -> tuple[list[ItemSchemaVersionRead], str | None, int | None]:
+        versions, cursor, total = await container_repository.schema_versions(session, access.container.id, params)
+        return [ItemSchemaVersionRead.model_validate(version) for version in versions], cursor, total
+
+    async def _keep_schema(self, session: AsyncSession, container: Container) -> None:
+        await container_repository.add_schema_version(
+            session,
+            ContainerSchemaVersion(
+                container_id=container.id,
+                version=container.item_schema_version,
+                item_schema=container.item_schema,
+                created_by=context_of(session).user_id,
+            ),
+        )
+
+    async def _record(self, session: AsyncSession, container: Container, action: ChangeAction) -> None:
+        await change_service.record(
+            session,
+            project_id=container.project_id,
+            resource_type="container",
+            action=action,
+            entries=[(container.id, container.id, container.item_schema_version)],
+        )
 
 
 container_service = ContainerService()

@@ -8,7 +8,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from annotation_platform.core.errors import PROBLEM_MEDIA_TYPE, Forbidden, problem_body
+from annotation_platform.core.errors import Forbidden, send_problem
 
 
 class IpNotAllowed(Forbidden):
@@ -61,8 +61,4 @@ class IpAllowListMiddleware:
         if address is not None and in_networks(address, self.networks):
             await self.app(scope, receive, send)
             return
-        error = IpNotAllowed("This service does not accept requests from your address.")
-        body = problem_body(error, scope["path"], scope.get("state", {}).get("request_id"))
-        headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": error.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(scope, send, IpNotAllowed("This service does not accept requests from your address."))

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
+from starlette.types import Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,13 @@ class PreconditionFailed(AppError):
     description = "`If-Match` did not match the current ETag: someone changed it. Re-read, then retry."
 
 
+class PreconditionRequired(AppError):
+    status = 428
+    code = "if_match_required"
+    title = "If-Match required"
+    description = "This project makes `If-Match` mandatory for this change: read the resource, send its `ETag`."
+
+
 class PayloadTooLarge(AppError):
     status = 413
     code = "payload_too_large"
@@ -186,6 +194,16 @@ def problem_body(error: AppError, path: str, request_id: str | None) -> bytes:
     if error.errors is not None:
         body["errors"] = error.errors
     return orjson.dumps(body)
+
+
+async def send_problem(scope: Scope, send: Send, error: AppError, *, close: bool = False) -> None:
+    """The problem document of `error` as the whole response, from a middleware below the app's handlers."""
+    body = problem_body(error, scope["path"], scope.get("state", {}).get("request_id"))
+    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def problem_response(request: Request, error: AppError) -> Response:

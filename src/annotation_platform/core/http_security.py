@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
+from collections.abc import Iterable
+
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from annotation_platform.core.errors import BadRequest, send_problem
 
 # API responses are data, never pages: nothing may load from them or frame them.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -56,6 +60,39 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class InvalidHost(BadRequest):
+    code = "invalid_host"
+    title = "Unknown host"
+    description = "The `Host` header names a host this service does not answer to. Call it by its configured name."
+
+
+class AllowedHostsMiddleware:
+    """Answers 400 `invalid_host` unless the `Host` header is one of ALLOWED_HOSTS (`*.example.org`: any name
+    under it). Health probes are exempt: orchestrators call them by the pod's address."""
+
+    EXEMPT_PREFIXES = ("/health/",)
+
+    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
+        self.app = app
+        names = [host.lower() for host in hosts]
+        self.exact = frozenset(name for name in names if not name.startswith("*."))
+        self.suffixes = tuple(name[1:] for name in names if name.startswith("*."))
+
+    def allows(self, host: str) -> bool:
+        name = host.lower()
+        name = name[1 : name.find("]")] if name.startswith("[") else name.rsplit(":", 1)[0]
+        return name in self.exact or name.endswith(self.suffixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.EXEMPT_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        if self.allows(Headers(scope=scope).get("host", "")):
+            await self.app(scope, receive, send)
+            return
+        await send_problem(scope, send, InvalidHost("This service does not answer to that host name."))
 
 
 def split_list(text: str) -> list[str]:

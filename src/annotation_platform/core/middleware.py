@@ -12,7 +12,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from annotation_platform.core.errors import PROBLEM_MEDIA_TYPE, PayloadTooLarge, problem_body
+from annotation_platform.core.errors import PayloadTooLarge, send_problem
 from annotation_platform.observability.logs import request_context
 
 access_logger = logging.getLogger("annotation_platform.access")
@@ -114,19 +114,7 @@ class BodySizeLimitMiddleware:
         declared = _content_length(scope)
         if declared is not None and declared > max_body_bytes:
             error = PayloadTooLarge(f"The body exceeds the limit of {max_body_bytes} bytes.")
-            body = problem_body(error, scope["path"], scope.get("state", {}).get("request_id"))
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": error.status,
-                    "headers": [
-                        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"connection", b"close"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await send_problem(scope, send, error, close=True)
             return
         received = 0
 

@@ -129,10 +129,14 @@ def page_response(
     next_cursor: str | None,
     total: int | None,
     public_base_url: str | None = None,
+    *,
+    has_next: bool | None = None,
 ) -> Response:
-    """The page as JSON, with a `Link: <...>; rel="next"` header when there is a next page."""
+    """The page as JSON, with a `Link: <...>; rel="next"` header when there is a next page (by default: when
+    there is a next cursor; a feed hands out a cursor to resume from even when it has nothing more yet)."""
     items_json = b"[" + b",".join(item.__pydantic_serializer__.to_json(item) for item in items) + b"]"
-    return json_page_response(request, page_body(items_json, next_cursor, total), next_cursor, public_base_url)
+    body = page_body(items_json, next_cursor, total)
+    return json_page_response(request, body, next_cursor, public_base_url, has_next=has_next)
 
 
 def page_body(items_json: bytes, next_cursor: str | None, total: int | None) -> bytes:
@@ -150,10 +154,15 @@ def page_body(items_json: bytes, next_cursor: str | None, total: int | None) -> 
 
 
 def json_page_response(
-    request: Request, body: bytes, next_cursor: str | None, public_base_url: str | None = None
+    request: Request,
+    body: bytes,
+    next_cursor: str | None,
+    public_base_url: str | None = None,
+    *,
+    has_next: bool | None = None,
 ) -> Response:
     headers = {}
-    if next_cursor is not None:
+    if next_cursor is not None and has_next is not False:
         headers["Link"] = f'<{next_page_url(request, next_cursor, public_base_url)}>; rel="next"'
     return Response(body, media_type="application/json", headers=headers)
 

@@ -28,6 +28,7 @@ REAPER_TASK = "jobs.reap"
 EXPIRE_EXPORTS_TASK = "exports.expire"
 BACKUP_TASK = "backups.run"
 EXPIRE_UPLOADS_TASK = "imports.expire_uploads"
+WEBHOOK_SWEEP_TASK = "webhooks.sweep"
 
 
 def broker_folders(settings: Settings) -> tuple[Path, Path]:
@@ -77,6 +78,10 @@ def create_celery(settings: Settings) -> Celery:
             "expire-exports": {
                 "task": EXPIRE_EXPORTS_TASK,
                 "schedule": timedelta(seconds=settings.export_expire_interval_seconds),
+            },
+            "webhook-retries": {
+                "task": WEBHOOK_SWEEP_TASK,
+                "schedule": timedelta(seconds=settings.webhook_sweep_interval_seconds),
             },
             "expire-uploads": {
                 "task": EXPIRE_UPLOADS_TASK,

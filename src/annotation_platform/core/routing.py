@@ -6,13 +6,19 @@ malformed JSON, 400) and may not contain NUL characters, which PostgreSQL cannot
 Reads are conditional: every 200 answer to a GET carries an `ETag` (the route's own, such as an annotation's
 version, or else a weak one hashed from the body), `If-None-Match` naming it answers 304 with no body, and
 `Cache-Control` says how clients and proxies may keep it (`no-store` for personal data).
+
+An operation marked with `**deprecated(since=..., sunset=...)` is `deprecated: true` in the OpenAPI document
+and answers with `Deprecation`, `Sunset` and `Link: <...>; rel="deprecation"` headers (docs/api-versioning.md).
 """
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 from collections.abc import Callable, Coroutine
+from datetime import date
 from email.message import Message
+from email.utils import formatdate
 from typing import Any
 
 import orjson
@@ -89,14 +95,54 @@ def conditional(request: Request, response: Response, cache_control: str) -> Res
     return response
 
 
+# The API reference, where a deprecated operation says what replaces it.
+DEPRECATION_DOCS = "/docs"
+SUNSET_KEY = "x-sunset"
+DEPRECATED_SINCE_KEY = "x-deprecated-since"
+DEPRECATION_LINK_KEY = "x-deprecation-link"
+
+
+def deprecated(*, since: date, sunset: date, link: str = DEPRECATION_DOCS) -> dict[str, Any]:
+    """Route options for an operation on its way out: `@router.get(..., **deprecated(since=..., sunset=...))`.
+
+    `sunset` is the first day it may be gone; docs/api-versioning.md says how far ahead it must be."""
+    if sunset <= since:
+        raise ValueError("an operation's sunset comes after its deprecation")
+    return {
+        "deprecated": True,
+        "openapi_extra": {
+            DEPRECATED_SINCE_KEY: since.isoformat(),
+            SUNSET_KEY: sunset.isoformat(),
+            DEPRECATION_LINK_KEY: link,
+        },
+    }
+
+
+def deprecation_headers(extra: dict[str, Any]) -> dict[str, str]:
+    """RFC 9745 `Deprecation` (a structured date), RFC 8594 `Sunset` (an HTTP date) and the policy's link."""
+    since = calendar.timegm(date.fromisoformat(extra[DEPRECATED_SINCE_KEY]).timetuple())
+    sunset = calendar.timegm(date.fromisoformat(extra[SUNSET_KEY]).timetuple())
+    return {
+        "Deprecation": f"@{since}",
+        "Sunset": formatdate(sunset, usegmt=True),
+        "Link": f'<{extra[DEPRECATION_LINK_KEY]}>; rel="deprecation"; type="text/html"',
+    }
+
+
 class ApiRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
         personal = not PERSONAL_TAGS.isdisjoint(str(tag) for tag in self.tags)
         cache_control = PERSONAL_CACHE_CONTROL if personal else SHARED_CACHE_CONTROL
+        extra = self.openapi_extra or {}
+        sunset_headers = deprecation_headers(extra) if SUNSET_KEY in extra else {}
 
         async def handler(request: Request) -> Response:
             response = await original(JsonRequest(request.scope, request.receive))
+            for name, value in sunset_headers.items():
+                if name == "Link" and "link" in response.headers:
+                    value = f"{response.headers['link']}, {value}"
+                response.headers[name] = value
             if request.method in CONDITIONAL_METHODS:
                 return conditional(request, response, cache_control)
             return response

@@ -60,7 +60,13 @@ Id = Annotated[
 
 IdRef = Annotated[
     uuid.UUID,
-    WithJsonSchema({"type": "string", "description": "Id of a resource, as returned by the API."}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "Id of a resource, as returned by the API.",
+            "examples": ["0193a5e2-7c1d-7b3e-9f00-2a4c6d8e0f12"],
+        }
+    ),
 ]
 """An id a client sends in a body."""
 

@@ -30,7 +30,11 @@ class ExportCreate(InputModel):
         default=None, min_length=1, max_length=1000, description="Only these containers of the project (default: all)."
     )
     annotation_types: list[TypeSlug] | None = Field(
-        default=None, min_length=1, max_length=100, description="Only annotations of these types (default: all)."
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Only annotations of these types (default: all).",
+        examples=[["thread"]],
     )
     annotator: str | None = Field(
         default=None,
@@ -38,6 +42,7 @@ class ExportCreate(InputModel):
         max_length=320,
         description="`reply_structure` only: whose `thread` labels link the messages (a username, or `gold`); "
         "omitted, each message links to the item it replies to (`parent`).",
+        examples=["ada"],
     )
 
     @model_validator(mode="after")

@@ -13,12 +13,13 @@ import csv
 import io
 import logging
 import re
+import time
 import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from annotation_platform.core.types import utcnow
-from annotation_platform.data_export.repository import export_repository
+from annotation_platform.data_export.repository import CopyLines, export_repository
 from annotation_platform.data_export.schemas import FILE_EXTENSIONS, MEDIA_TYPES, ExportCreate
 from annotation_platform.data_export.storage import ExportStorage, export_storage
 from annotation_platform.job.repository import job_repository
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPIRE_PAGE = 500
+PROGRESS_INTERVAL = 0.5
 
 
 class ContainerNotInProject(ValidationFailed):
@@ -256,7 +258,9 @@ class _Records:
 
 class _Writer:
     csv_columns: tuple[Sequence[str], Sequence[str]] | None = None
-    """(metadata keys, label keys) of a CSV: what `built_page` must return as cells."""
+    """(metadata keys, label keys) of a CSV: the cells PostgreSQL must build."""
+    streams = True
+    """On PostgreSQL, whole containers come as lines (`write_lines`); else as pages of cells (`write_built`)."""
 
     def begin(self) -> bytes:
         return b""
@@ -266,6 +270,10 @@ class _Writer:
 
     def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
         """The rows of one `ExportRepository.built_page` (PostgreSQL)."""
+        raise NotImplementedError
+
+    def write_lines(self, lines: list[bytes]) -> bytes:
+        """Lines of `ExportRepository.stream_lines` (PostgreSQL), each an item's JSON object or CSV line."""
         raise NotImplementedError
 
     def end(self) -> bytes:
@@ -285,8 +293,8 @@ class _JsonLinesWriter(_Writer):
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
         return orjson.dumps(_flat(record, labels)) + b"\n"
 
-    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
-        return "".join(f"{row.line}\n" for row in rows).encode()
+    def write_lines(self, lines: list[bytes]) -> bytes:
+        return b"\n".join(lines) + b"\n" if lines else b""
 
 
 class _JsonWriter(_Writer):
@@ -299,8 +307,10 @@ class _JsonWriter(_Writer):
     def write(self, record: dict[str, Any], labels: dict[str, Any]) -> bytes:
         return self._separator() + orjson.dumps(_flat(record, labels))
 
-    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
-        return b"".join(self._separator() + str(row.line).encode() for row in rows)
+    def write_lines(self, lines: list[bytes]) -> bytes:
+        if not lines:
+            return b""
+        return self._separator() + b",\n".join(lines)
 
     def _separator(self) -> bytes:
         separator = b"\n" if self.first else b",\n"
@@ -344,25 +354,8 @@ class _CsvWriter(_Writer):
         ]
         return self._row(cells)
 
-    def write_built(self, container_name: str, rows: Sequence[Any]) -> bytes:
-        """All rows with one `writerows`: per-row buffer handling was half the time of a page."""
-        self.buffer.seek(0)
-        self.buffer.truncate()
-        self.csv.writerows(
-            [
-                "'" + cell if cell.startswith(FORMULA_STARTS) else cell
-                for cell in (
-                    container_name,
-                    row.external_id,
-                    str(row.sequence),
-                    row.content,
-                    row.parent or "",
-                    *(value or "" for value in row[6:]),
-                )
-            ]
-            for row in rows
-        )
-        return self.buffer.getvalue().encode("utf-8")
+    def write_lines(self, lines: list[bytes]) -> bytes:
+        return b"\r\n".join(lines) + b"\r\n" if lines else b""
 
 
 class _ReplyStructureWriter(_Writer):
@@ -375,6 +368,8 @@ class _ReplyStructureWriter(_Writer):
     thread, else to the previous message of its thread; an unlabelled message links to itself. Without one, a
     message links to its parent. Links never cross containers; indexes run on across them. On PostgreSQL the
     page comes as CSV cells: the external id, the parent and the one label column needed."""
+
+    streams = False
 
     def __init__(self, annotator: str | None) -> None:
         self.label_key = f"thread:{annotator}" if annotator is not None else None
@@ -506,6 +501,9 @@ class _Exporter:
             with self.storage.open_for_write(self.name) as out:
                 out.write(writer.begin())
                 for container in containers:
+                    if built and writer.streams:
+                        await self._stream(session, container, writer, out, total)
+                        continue
                     after: tuple[int, uuid.UUID] | None = None
                     while True:
                         if built:
@@ -531,6 +529,29 @@ class _Exporter:
         if not await self.finish(JobStatus.succeeded, result=result, done=self.items):
             raise JobLost()
 
+    async def _stream(
+        self, session: AsyncSession, container: Container, writer: _Writer, out: BinaryIO, total: int
+    ) -> None:
+        """The container through one COPY; progress (and whether the client cancelled) every PROGRESS_INTERVAL."""
+        lines = CopyLines()
+        reported = time.monotonic()
+
+        async def sink(chunk: bytes) -> None:
+            nonlocal reported
+            rows = lines.feed(chunk)
+            if rows:
+                out.write(writer.write_lines(rows))
+                self.items += len(rows)
+            if time.monotonic() - reported >= PROGRESS_INTERVAL:
+                reported = time.monotonic()
+                await self._progress(self.items, max(total, self.items))
+
+        await export_repository.stream_lines(
+            session, container, types=self.types, csv_columns=writer.csv_columns, sink=sink
+        )
+        self.annotations += lines.annotations
+        await self._progress(self.items, max(total, self.items))
+
     async def _page(
         self, session: AsyncSession, container: Container, after: tuple[int, uuid.UUID] | None, writer: _Writer
     ) -> tuple[list[Any], bytes, int]:
@@ -549,14 +570,14 @@ class _Exporter:
     async def _built_page(
         self, session: AsyncSession, container: Container, after: tuple[int, uuid.UUID] | None, writer: _Writer
     ) -> tuple[list[Any], bytes, int]:
-        """A page whose JSON objects or CSV cells PostgreSQL has built: only bytes are written here."""
+        """A page whose cells PostgreSQL has picked out (the reply-structure format)."""
         rows = await export_repository.built_page(
             session,
             container,
             after,
             self.settings.export_batch_size,
             types=self.types,
-            csv_columns=writer.csv_columns,
+            csv_columns=writer.csv_columns or ((), ()),
         )
         chunk = writer.write_built(container.name, rows)
         return rows, chunk, sum(row.annotations for row in rows)

@@ -9,14 +9,38 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, Uuid, and_, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.change.repository import PG_CURRENT_TXID
 from annotation_platform.core.sql import rows_where_in
+from annotation_platform.core.types import utcnow
 from annotation_platform.models import Annotation, Container, Item, Membership, User
+
+
+@dataclass(frozen=True, slots=True)
+class StagedTarget:
+    """Where staged rows go, and what the history and the change feed record about them."""
+
+    container_id: uuid.UUID
+    project_id: uuid.UUID
+    author: uuid.UUID
+    changed_by: uuid.UUID | None
+    schema_version: int
+
+    def params(self, now: datetime) -> dict[str, Any]:
+        return {
+            "container_id": self.container_id,
+            "project_id": self.project_id,
+            "author": self.author,
+            "changed_by": self.changed_by,
+            "schema_version": self.schema_version,
+            "now": now,
+        }
 
 
 class ImportRepository:
@@ -127,58 +151,40 @@ class ImportRepository:
             raise RuntimeError("the connection was closed while an import was writing")
         await driver.copy_records_to_table(table, records=records, columns=list(columns))
 
-    async def insert_staged_items(
-        self, session: AsyncSession, container_id: uuid.UUID, now: datetime
-    ) -> tuple[int, int]:
+    async def insert_staged_items(self, session: AsyncSession, target: StagedTarget, now: datetime) -> tuple[int, int]:
         """Moves the staged new items into `items` and empties the stage; (inserted, parents left for later).
 
         The stage carries a parent either resolved (`parent_id`: in the same batch) or by external id, looked
         up here by the unique index (earlier batches, items the container had); a parent not found yet is staged
         in `import_parents_stage` for `resolve_staged_parents` at the end.
         """
-        row = (await session.execute(text(_INSERT_ITEMS), {"container_id": container_id, "now": now})).one()
+        row = (await session.execute(text(_INSERT_ITEMS), target.params(now))).one()
         await session.execute(text("TRUNCATE import_items_stage"))
         return int(row[0]), int(row[1])
 
-    async def insert_staged_annotations(
-        self, session: AsyncSession, container_id: uuid.UUID, author: uuid.UUID, now: datetime
-    ) -> int:
-        """The staged annotations, all on new items (so none can exist yet); empties the stage."""
-        result = await session.execute(
-            text(_INSERT_ANNOTATIONS), {"container_id": container_id, "author": author, "now": now}
-        )
+    async def insert_staged_annotations(self, session: AsyncSession, target: StagedTarget, now: datetime) -> int:
+        """The staged annotations, all on new items (so none can exist yet), with their first revisions and feed
+        entries; empties the stage."""
+        created = (await session.execute(text(_INSERT_ANNOTATIONS), target.params(now))).scalar_one()
         await session.execute(text("TRUNCATE import_annotations_stage"))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(created)
 
     async def upsert_staged_annotations(
-        self, session: AsyncSession, container_id: uuid.UUID, author: uuid.UUID, now: datetime
+        self, session: AsyncSession, target: StagedTarget, now: datetime
     ) -> tuple[int, int, int]:
         """The staged annotations of `author`, by (item, type): inserted, or updated when the data differ, or left
         alone. The first (oldest) of the author's plain annotations of a pair is the one compared, as on SQLite.
         Empties the stage; returns (created, updated, unchanged)."""
-        row = (
-            await session.execute(
-                text(_UPSERT_ANNOTATIONS), {"container_id": container_id, "author": author, "now": now}
-            )
-        ).one()
+        row = (await session.execute(text(_UPSERT_ANNOTATIONS), target.params(now))).one()
         await session.execute(text("TRUNCATE import_annotations_stage"))
         staged, created, updated = int(row[0]), int(row[1]), int(row[2])
         return created, updated, staged - created - updated
 
-    async def resolve_staged_parents(self, session: AsyncSession, container_id: uuid.UUID) -> int:
+    async def resolve_staged_parents(self, session: AsyncSession, target: StagedTarget) -> int:
         """The parents `insert_staged_items` did not find (named before they appear in the file), all at once;
         a parent found nowhere leaves `parent_id` null."""
-        result = await session.execute(
-            text(
-                "UPDATE items SET parent_id = parent.id "
-                "FROM import_parents_stage AS wanted "
-                "JOIN items AS parent ON parent.container_id = :container_id "
-                "AND parent.external_id = wanted.parent_external_id "
-                "WHERE items.id = wanted.item_id AND parent.id <> wanted.item_id"
-            ),
-            {"container_id": container_id},
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        resolved = await session.execute(text(_RESOLVE_PARENTS), target.params(utcnow()))
+        return int(resolved.scalar_one())
 
 
 ITEM_STAGE_COLUMNS = ("id", "external_id", "content", "metadata", "sequence", "parent_id", "parent_external_id")
@@ -193,17 +199,39 @@ _STAGES = (
     "data jsonb NOT NULL) ON COMMIT DROP",
 )
 
-_INSERT_ITEMS = """
+
+# The history and the change feed are written by the same statements as the rows, as CTEs (docs/versioning.md).
+def _changes(resource_type: str, action: str, source: str, version: str = "NULL") -> str:
+    return (
+        "INSERT INTO changes (txid, project_id, resource_type, resource_id, container_id, action, version, "  # noqa: S608 - only constants  # nosec B608
+        "changed_by, changed_at) "
+        f"SELECT {PG_CURRENT_TXID}, CAST(:project_id AS uuid), '{resource_type}', id, CAST(:container_id AS uuid), "
+        f"'{action}', {version}, CAST(:changed_by AS uuid), CAST(:now AS timestamptz) FROM {source}"
+    )
+
+
+def _revisions(action: str, source: str) -> str:
+    return (
+        "INSERT INTO annotation_revisions (annotation_id, version, container_id, item_id, action, type, data, "  # noqa: S608 - only constants  # nosec B608
+        "start_offset, end_offset, is_gold, changed_by, changed_at) "
+        f"SELECT id, version, CAST(:container_id AS uuid), item_id, '{action}', type, data, start_offset, end_offset, "
+        f"is_gold, CAST(:changed_by AS uuid), CAST(:now AS timestamptz) FROM {source}"
+    )
+
+
+_INSERT_ITEMS = f"""
 WITH inserted AS (
-    INSERT INTO items (id, container_id, external_id, content, metadata, sequence, parent_id, created_at, updated_at)
+    INSERT INTO items (id, container_id, external_id, content, metadata, sequence, parent_id, schema_version,
+        created_at, updated_at)
     SELECT s.id, :container_id, s.external_id, s.content, s.metadata, s.sequence,
         coalesce(s.parent_id, (
             SELECT known.id FROM items AS known
             WHERE known.container_id = :container_id AND known.external_id = s.parent_external_id
         )),
-        :now, :now
+        :schema_version, :now, :now
     FROM import_items_stage AS s
     RETURNING id, parent_id
+), changed AS ({_changes("item", "created", "inserted")} RETURNING 1
 ), later AS (
     INSERT INTO import_parents_stage (item_id, parent_external_id)
     SELECT s.id, s.parent_external_id
@@ -212,14 +240,20 @@ WITH inserted AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM later)
-"""
+"""  # noqa: S608 - only this module's constants  # nosec B608
 
-_INSERT_ANNOTATIONS = """
-INSERT INTO annotations (id, item_id, container_id, type, data, created_by, version, created_at, updated_at)
-SELECT s.id, s.item_id, :container_id, s.type, s.data, :author, 1, :now, :now FROM import_annotations_stage AS s
-"""
+_INSERT_ANNOTATIONS = f"""
+WITH created AS (
+    INSERT INTO annotations (id, item_id, container_id, type, data, created_by, version, created_at, updated_at)
+    SELECT s.id, s.item_id, :container_id, s.type, s.data, :author, 1, :now, :now FROM import_annotations_stage AS s
+    RETURNING id, version, item_id, type, data, start_offset, end_offset, is_gold
+), revised AS ({_revisions("created", "created")} RETURNING 1
+), changed AS ({_changes("annotation", "created", "created", "1")} RETURNING 1
+)
+SELECT count(*) FROM created
+"""  # noqa: S608 - only this module's constants  # nosec B608
 
-_UPSERT_ANNOTATIONS = """
+_UPSERT_ANNOTATIONS = f"""
 WITH found AS (
     SELECT DISTINCT ON (a.item_id, a.type) a.id, a.item_id, a.type
     FROM annotations AS a
@@ -232,16 +266,32 @@ WITH found AS (
     FROM found AS c
     JOIN import_annotations_stage AS s ON s.item_id = c.item_id AND s.type = c.type
     WHERE a.id = c.id AND a.data <> s.data
-    RETURNING a.id
+    RETURNING a.id, a.version, a.item_id, a.type, a.data, a.start_offset, a.end_offset, a.is_gold
 ), created AS (
     INSERT INTO annotations (id, item_id, container_id, type, data, created_by, version, created_at, updated_at)
     SELECT s.id, s.item_id, :container_id, s.type, s.data, :author, 1, :now, :now
     FROM import_annotations_stage AS s
     WHERE NOT EXISTS (SELECT 1 FROM found AS c WHERE c.item_id = s.item_id AND c.type = s.type)
-    RETURNING id
+    RETURNING id, version, item_id, type, data, start_offset, end_offset, is_gold
+), revised_updated AS ({_revisions("updated", "updated")} RETURNING 1
+), revised_created AS ({_revisions("created", "created")} RETURNING 1
+), changed_updated AS ({_changes("annotation", "updated", "updated", "version")} RETURNING 1
+), changed_created AS ({_changes("annotation", "created", "created", "1")} RETURNING 1
 )
 SELECT (SELECT count(*) FROM import_annotations_stage), (SELECT count(*) FROM created), (SELECT count(*) FROM updated)
-"""
+"""  # noqa: S608 - only this module's constants  # nosec B608
+
+_RESOLVE_PARENTS = f"""
+WITH resolved AS (
+    UPDATE items SET parent_id = parent.id
+    FROM import_parents_stage AS wanted
+    JOIN items AS parent ON parent.container_id = :container_id AND parent.external_id = wanted.parent_external_id
+    WHERE items.id = wanted.item_id AND parent.id <> wanted.item_id
+    RETURNING items.id
+), changed AS ({_changes("item", "updated", "resolved")} RETURNING 1
+)
+SELECT count(*) FROM resolved
+"""  # noqa: S608 - only this module's constants  # nosec B608
 
 
 import_repository = ImportRepository()

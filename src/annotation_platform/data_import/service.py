@@ -27,6 +27,8 @@ from jsonschema import Draft202012Validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from annotation_platform.annotation.repository import annotation_repository
+from annotation_platform.change.service import ChangeAction, ResourceType, change_service
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.errors import PayloadTooLarge, ValidationFailed
@@ -36,6 +38,7 @@ from annotation_platform.data_import import parsing
 from annotation_platform.data_import.repository import (
     ANNOTATION_STAGE_COLUMNS,
     ITEM_STAGE_COLUMNS,
+    StagedTarget,
     import_repository,
 )
 from annotation_platform.data_import.schemas import ImportOptions
@@ -341,7 +344,9 @@ class _Importer:
             # PostgreSQL writes through COPY; SQLite (and any dry run, which only looks things up) in batches.
             copy = session.get_bind().dialect.name == "postgresql" and not self.dry_run
             writer_class = _CopyWriter if copy else _BatchWriter
-            writer = writer_class(session, container, self.author, self.counts, write=not self.dry_run)
+            writer = writer_class(
+                session, container, self.author, self.counts, write=not self.dry_run, changed_by=self.job.created_by
+            )
             await writer.start()
             async for batch, read in self._batches(container.type, validator):
                 await self._write(writer, batch, read)
@@ -522,10 +527,20 @@ def _estimate_rows(path: Path, file_format: str) -> int:
 class _BatchWriter:
     """Writes batches of parsed rows into one open transaction (or, for a dry run, only looks things up)."""
 
-    def __init__(self, session: AsyncSession, container: Container, author: uuid.UUID, counts: Counts, *, write: bool):
+    def __init__(
+        self,
+        session: AsyncSession,
+        container: Container,
+        author: uuid.UUID,
+        counts: Counts,
+        *,
+        write: bool,
+        changed_by: uuid.UUID | None,
+    ):
         self.session = session
         self.container = container
         self.author = author
+        self.changed_by = changed_by
         self.counts = counts
         self.write_enabled = write
         self.next_sequence = 0
@@ -568,6 +583,7 @@ class _BatchWriter:
                     "metadata_": row.metadata,
                     "sequence": sequence,
                     "parent_id": None,
+                    "schema_version": self.container.item_schema_version,
                     "_parent": row.parent_external_id,
                     "created_at": now,
                     "updated_at": now,
@@ -587,6 +603,7 @@ class _BatchWriter:
                 self.forward_parents.append((item["id"], parent_ref))
         if self.write_enabled:
             await import_repository.insert_items(session, new_items)
+            await self._record("item", "created", [(item["id"], None) for item in new_items])
         await self._annotations(rows, {**existing, **batch_ids}, now)
 
     async def _annotations(self, rows: list[parsing.ParsedRow], item_ids: dict[str, uuid.UUID], now: Any) -> None:
@@ -626,6 +643,47 @@ class _BatchWriter:
         if self.write_enabled:
             await import_repository.insert_annotations(self.session, inserts)
             await import_repository.update_annotations(self.session, updates)
+            await self._revisions(inserts, updates, now)
+
+    async def _revisions(self, inserts: list[dict[str, Any]], updates: list[dict[str, Any]], now: Any) -> None:
+        """The batch's revisions and feed entries: one executemany each, as for the annotations themselves."""
+        await annotation_repository.insert_revisions(
+            self.session,
+            [
+                {
+                    "annotation_id": row["id"],
+                    "version": 1,
+                    "container_id": row["container_id"],
+                    "item_id": row["item_id"],
+                    "action": "created",
+                    "type": row["type"],
+                    "data": row["data"],
+                    "start_offset": None,
+                    "end_offset": None,
+                    "is_gold": False,
+                    "changed_by": self.changed_by,
+                    "changed_at": now,
+                }
+                for row in inserts
+            ],
+        )
+        await annotation_repository.insert_revisions_of_current(
+            self.session, [row["id"] for row in updates], action="updated", changed_by=self.changed_by, now=now
+        )
+        await self._record("annotation", "created", [(row["id"], 1) for row in inserts])
+        await self._record("annotation", "updated", [(row["id"], row["version"]) for row in updates])
+
+    async def _record(
+        self, resource_type: ResourceType, action: ChangeAction, entries: list[tuple[uuid.UUID, int | None]]
+    ) -> None:
+        await change_service.record(
+            self.session,
+            project_id=self.container.project_id,
+            resource_type=resource_type,
+            action=action,
+            entries=[(resource_id, self.container.id, version) for resource_id, version in entries],
+            changed_by=self.changed_by,
+        )
 
     async def resolve_forward_parents(self) -> None:
         """Parents named before they appear in the file; a parent found nowhere stays null (DOMAIN.md)."""
@@ -635,6 +693,7 @@ class _BatchWriter:
         known = await import_repository.item_ids(self.session, self.container.id, refs)
         rows = [{"id": item_id, "parent_id": known[ref]} for item_id, ref in self.forward_parents if ref in known]
         await import_repository.set_parents(self.session, rows)
+        await self._record("item", "updated", [(row["id"], None) for row in rows])
 
     async def finish(self) -> None:
         await import_repository.add_to_item_count(self.session, self.container.id, self.counts.items_created)
@@ -696,27 +755,36 @@ class _CopyWriter(_BatchWriter):
         await import_repository.copy_records(session, "import_items_stage", ITEM_STAGE_COLUMNS, items)
         await import_repository.copy_records(session, "import_annotations_stage", ANNOTATION_STAGE_COLUMNS, annotations)
         if items:
-            created, later = await import_repository.insert_staged_items(session, self.container.id, now)
+            created, later = await import_repository.insert_staged_items(session, self._staged(), now)
             self.counts.items_created += created
             self.forward_parent_count += later
         if annotations and not existing:
             # New items only: nothing to compare with, and no look-up the planner might turn into a scan.
             self.counts.annotations_created += await import_repository.insert_staged_annotations(
-                session, self.container.id, self.author, now
+                session, self._staged(), now
             )
         elif annotations:
             created, updated, unchanged = await import_repository.upsert_staged_annotations(
-                session, self.container.id, self.author, now
+                session, self._staged(), now
             )
             self.counts.annotations_created += created
             self.counts.annotations_updated += updated
             self.counts.annotations_unchanged += unchanged
         await self._analyze_as_tables_grow(len(rows))
 
+    def _staged(self) -> StagedTarget:
+        return StagedTarget(
+            container_id=self.container.id,
+            project_id=self.container.project_id,
+            author=self.author,
+            changed_by=self.changed_by,
+            schema_version=self.container.item_schema_version,
+        )
+
     async def resolve_forward_parents(self) -> None:
         resolved = 0
         if self.forward_parent_count:
-            resolved = await import_repository.resolve_staged_parents(self.session, self.container.id)
+            resolved = await import_repository.resolve_staged_parents(self.session, self._staged())
         logger.info(
             "import into %s: %d items and %d annotations through COPY, %d parents named before they appear, "
             "%d of them found",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, Uuid, delete, func, insert, select, update
+from sqlalchemy import Select, String, Uuid, delete, func, insert, literal, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
 from annotation_platform.core.sql import IN_LIST_CHUNK, rows_where_in
+from annotation_platform.core.types import UTCDateTime
 from annotation_platform.models import Annotation, Container, Item, Membership, User
 
 READ_COLUMNS = (
@@ -21,6 +23,7 @@ READ_COLUMNS = (
     Item.metadata_,
     Item.sequence,
     Item.parent_id,
+    Item.schema_version,
     Item.created_at,
     Item.updated_at,
 )
@@ -98,6 +101,42 @@ class ItemRepository:
                 .where(Item.container_id == container_id, Item.id.in_(chunk))
                 .execution_options(synchronize_session=False)
             )
+
+    def replies_changes_of(
+        self,
+        container_id: uuid.UUID,
+        item_ids: list[uuid.UUID],
+        *,
+        project_id: uuid.UUID,
+        changed_by: uuid.UUID | None,
+        now: datetime,
+    ) -> Select[Any]:
+        """The `updated` change-feed entries of the replies (not themselves deleted) that lose these parents."""
+        return select(
+            literal(project_id, Uuid()),
+            literal("item"),
+            Item.id,
+            Item.container_id,
+            literal("updated"),
+            null(),
+            literal(changed_by, Uuid()),
+            literal(now, UTCDateTime()),
+        ).where(Item.container_id == container_id, Item.parent_id.in_(item_ids), Item.id.not_in(item_ids))
+
+    def detach_changes_of(
+        self, item: Item, *, project_id: uuid.UUID, changed_by: uuid.UUID | None, now: datetime
+    ) -> Select[Any]:
+        """The change-feed entries (`CHANGE_COLUMNS`, `changed_at`) of the replies that lose `item` as parent."""
+        return select(
+            literal(project_id, Uuid()),
+            literal("item"),
+            Item.id,
+            Item.container_id,
+            literal("updated"),
+            null(),
+            literal(changed_by, Uuid()),
+            literal(now, UTCDateTime()),
+        ).where(Item.parent_id == item.id, Item.container_id == item.container_id)
 
     async def detach_children(self, session: AsyncSession, item: Item) -> None:
         await session.execute(

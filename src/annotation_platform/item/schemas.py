@@ -63,7 +63,7 @@ class ItemUpdate(PatchModel, _ParentRef):
     nullable_fields: ClassVar[frozenset[str]] = frozenset({"parent_id", "parent_external_id"})
 
     external_id: ExternalId | None = None
-    content: Content | None = None
+    content: Content | None = Field(default=None, examples=["Na minha opinião a vacinação deveria ser um dever."])
     metadata: JsonObject | None = None
     sequence: Sequence | None = None
 
@@ -76,6 +76,9 @@ class ItemRead(ReadModel):
     metadata: dict[str, Any] = Field(validation_alias="metadata_")
     sequence: int
     parent_id: Id | None
+    schema_version: int = Field(
+        description="The container's item schema version the metadata was last validated against (read-only)."
+    )
     created_at: datetime
     updated_at: datetime
 

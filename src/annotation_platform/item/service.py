@@ -14,18 +14,23 @@ from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.annotation.repository import annotation_repository
+from annotation_platform.audit.context import context_of
 from annotation_platform.audit.service import audit_service, changed_fields
+from annotation_platform.change.service import change_service
 from annotation_platform.container.repository import container_repository
 from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.cache import cache_of, container_scope
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams, page_body
+from annotation_platform.core.sql import IN_LIST_CHUNK
 from annotation_platform.core.types import utcnow
 from annotation_platform.item.repository import item_repository
 from annotation_platform.item.schemas import ItemBulkUpdateRow, ItemCreate, ItemRead, ItemUpdate
 from annotation_platform.models import Container, Item, Role, User
 from annotation_platform.project.permissions import Action, authorize_found
+from annotation_platform.webhook.events import ITEM_CREATED, ITEM_DELETED, ITEM_UPDATED, emit
 
 
 class DuplicateExternalId(Conflict):
@@ -89,6 +94,18 @@ def _to_read(item: Item) -> ItemRead:
     return ItemRead.model_validate(item)
 
 
+def _event_data(items: list[ItemRead]) -> dict[str, Any]:
+    """A webhook event's data: a reference to every item of the request (not the content, which may be large:
+    receivers read what they need through the API)."""
+    return {
+        "count": len(items),
+        "items": [
+            {"id": i.id, "container_id": i.container_id, "external_id": i.external_id, "sequence": i.sequence}
+            for i in items
+        ],
+    }
+
+
 class ItemService:
     async def access(self, session: AsyncSession, *, item_id: uuid.UUID, user: User, action: Action) -> ItemAccess:
         found = await item_repository.get_with_role(session, item_id, user)
@@ -131,6 +148,7 @@ class ItemService:
             project_id=access.container.project_id,
             after={"container_id": created.container_id, "external_id": created.external_id},
         )
+        await emit(session, access.container.project_id, ITEM_CREATED, _event_data([created]))
         return created
 
     async def bulk_create(
@@ -151,6 +169,7 @@ class ItemService:
             project_id=access.container.project_id,
             after={"items_created": len(created)},
         )
+        await emit(session, access.container.project_id, ITEM_CREATED, _event_data(created))
         return created
 
     async def bulk_update(
@@ -175,8 +194,21 @@ class ItemService:
         if errors:
             raise BulkRowsInvalid(_invalid_rows(errors, len(rows)), errors=errors)
         now = utcnow()
+        schema_version = container.item_schema_version
         await item_repository.update_metadata(
-            session, container.id, [{"id": row.id, "metadata_": row.metadata, "updated_at": now} for row in rows]
+            session,
+            container.id,
+            [
+                {"id": row.id, "metadata_": row.metadata, "schema_version": schema_version, "updated_at": now}
+                for row in rows
+            ],
+        )
+        await change_service.record(
+            session,
+            project_id=container.project_id,
+            resource_type="item",
+            action="updated",
+            entries=[(row.id, container.id, None) for row in rows],
         )
         audit_service.record(
             session,
@@ -186,8 +218,11 @@ class ItemService:
             project_id=container.project_id,
             after={"items_updated": len(rows)},
         )
-        updated = await item_repository.read_many(session, container.id, ids)
-        return _ITEM_LIST.validate_python(updated, from_attributes=True)
+        updated = _ITEM_LIST.validate_python(
+            await item_repository.read_many(session, container.id, ids), from_attributes=True
+        )
+        await emit(session, container.project_id, ITEM_UPDATED, _event_data(updated))
+        return updated
 
     async def bulk_delete(self, session: AsyncSession, *, access: ContainerAccess, ids: list[uuid.UUID]) -> None:
         """Deletes many items of the container and their annotations, all or none."""
@@ -201,7 +236,12 @@ class ItemService:
         if errors:
             raise BulkRowsInvalid(_invalid_rows(errors, len(ids)), errors=errors)
         unique = list(dict.fromkeys(ids))
+        gone = _ITEM_LIST.validate_python(
+            await item_repository.read_many(session, container.id, unique), from_attributes=True
+        )
+        await self._history_of_deleting(session, container, unique)
         await item_repository.delete_many(session, container.id, unique)
+        await emit(session, container.project_id, ITEM_DELETED, _event_data(gone))
         await container_repository.add_to_item_count(session, container.id, -len(unique))
         audit_service.record(
             session,
@@ -210,6 +250,34 @@ class ItemService:
             resource_id=container.id,
             project_id=container.project_id,
             before={"items_deleted": len(unique)},
+        )
+
+    async def _history_of_deleting(self, session: AsyncSession, container: Container, ids: list[uuid.UUID]) -> None:
+        """As for one item: its annotations' `deleted` revisions and entries, an `updated` entry for each reply
+        that loses its parent, and the items' `deleted` entries; in chunks the database's IN lists can take."""
+        changed_by, now = context_of(session).user_id, utcnow()
+        for start in range(0, len(ids), IN_LIST_CHUNK):
+            chunk = ids[start : start + IN_LIST_CHUNK]
+            annotations = annotation_repository.ids_on_items(container.id, chunk)
+            await annotation_repository.insert_deletion_revisions(session, annotations, changed_by=changed_by, now=now)
+            await change_service.record_from(
+                session,
+                annotation_repository.deletion_changes_of(
+                    annotations, project_id=container.project_id, changed_by=changed_by, now=now
+                ),
+            )
+            await change_service.record_from(
+                session,
+                item_repository.replies_changes_of(
+                    container.id, chunk, project_id=container.project_id, changed_by=changed_by, now=now
+                ),
+            )
+        await change_service.record(
+            session,
+            project_id=container.project_id,
+            resource_type="item",
+            action="deleted",
+            entries=[(item_id, container.id, None) for item_id in ids],
         )
 
     async def update(self, session: AsyncSession, *, access: ItemAccess, data: ItemUpdate) -> ItemRead:
@@ -222,6 +290,7 @@ class ItemService:
             if problem:
                 raise MetadataInvalid(problem, errors=[{"loc": ["body", "metadata"], "msg": problem, "type": "schema"}])
             item.metadata_ = changes.pop("metadata")
+            item.schema_version = container.item_schema_version
         if changes.get("external_id", item.external_id) != item.external_id:
             taken = await item_repository.ids_by_external_id(session, item.container_id, [changes["external_id"]])
             if taken:
@@ -248,6 +317,14 @@ class ItemService:
             setattr(item, key, value)
         await session.flush()
         after = _to_read(item)
+        if after != before:
+            await change_service.record(
+                session,
+                project_id=access.project_id,
+                resource_type="item",
+                action="updated",
+                entries=[(item.id, item.container_id, None)],
+            )
         old, new = changed_fields(before, after)
         audit_service.record(
             session,
@@ -258,6 +335,7 @@ class ItemService:
             before=old,
             after=new,
         )
+        await emit(session, access.project_id, ITEM_UPDATED, _event_data([after]))
         return after
 
     async def delete(self, session: AsyncSession, *, access: ItemAccess) -> None:
@@ -269,6 +347,28 @@ class ItemService:
             resource_id=item.id,
             project_id=access.project_id,
             before={"container_id": item.container_id, "external_id": item.external_id},
+        )
+        await emit(session, access.project_id, ITEM_DELETED, _event_data([_to_read(item)]))
+        # The annotations go with the item: their history keeps a `deleted` revision, the feed an entry each.
+        changed_by, now = context_of(session).user_id, utcnow()
+        annotations = annotation_repository.ids_on_item(item.id)
+        await annotation_repository.insert_deletion_revisions(session, annotations, changed_by=changed_by, now=now)
+        await change_service.record_from(
+            session,
+            annotation_repository.deletion_changes_of(
+                annotations, project_id=access.project_id, changed_by=changed_by, now=now
+            ),
+        )
+        await change_service.record_from(
+            session,
+            item_repository.detach_changes_of(item, project_id=access.project_id, changed_by=changed_by, now=now),
+        )
+        await change_service.record(
+            session,
+            project_id=access.project_id,
+            resource_type="item",
+            action="deleted",
+            entries=[(item.id, item.container_id, None)],
         )
         await item_repository.detach_children(session, item)
         await item_repository.delete(session, item)
@@ -343,6 +443,7 @@ class ItemService:
                     "metadata_": data.metadata,
                     "sequence": data.sequence,
                     "parent_id": parent_id,
+                    "schema_version": container.item_schema_version,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -361,6 +462,13 @@ class ItemService:
             else:
                 next_sequence = max(next_sequence, row["sequence"] + 1)
         await item_repository.insert_many(session, rows)
+        await change_service.record(
+            session,
+            project_id=container.project_id,
+            resource_type="item",
+            action="created",
+            entries=[(row["id"], container.id, None) for row in rows],
+        )
         return [
             ItemRead(
                 id=row["id"],
@@ -370,6 +478,7 @@ class ItemService:
                 metadata=row["metadata_"],
                 sequence=row["sequence"],
                 parent_id=row["parent_id"],
+                schema_version=row["schema_version"],
                 created_at=row["created_at"],
                 updated_at=row["updated_at"],
             )

@@ -73,16 +73,17 @@ class JobRepository:
 
     async def fail_silent_running(
         self, session: AsyncSession, silent_since: datetime, now: datetime, message: str
-    ) -> int:
+    ) -> list[uuid.UUID]:
         statement = (
             update(Job)
             .where(
                 Job.status == JobStatus.running.value, func.coalesce(Job.heartbeat_at, Job.started_at) < silent_since
             )
             .values(status=JobStatus.failed.value, error_message=message, finished_at=now)
+            .returning(Job.id)
             .execution_options(synchronize_session=False)
         )
-        return int((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+        return list((await session.execute(statement)).scalars())
 
     async def mark_resent(
         self, session: AsyncSession, sent_before: datetime, now: datetime

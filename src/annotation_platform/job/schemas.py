@@ -16,7 +16,7 @@ class Progress(BaseModel):
 
 class JobRead(ReadModel):
     id: Id
-    kind: str = Field(description="`import`, `export` or `backup`.")
+    kind: str = Field(description="`import`, `export`, `backup`, `agreement`, `snapshot` or `restore`.")
     status: str = Field(description="`queued`, `running`, `succeeded`, `failed` or `cancelled`.")
     project_id: Id | None
     progress: Progress

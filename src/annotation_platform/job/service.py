@@ -27,6 +27,7 @@ from annotation_platform.job.repository import job_repository
 from annotation_platform.job.schemas import JobErrorRead, JobRead
 from annotation_platform.models import Job, JobKind, JobStatus, User
 from annotation_platform.models.job import FINISHED_STATUSES
+from annotation_platform.webhook.events import JOB_FINISHED, emit
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ TASK_OF_KIND = {
     JobKind.export.value: "exports.run",
     JobKind.backup.value: "backups.run",
     JobKind.agreement.value: "agreement.run",
+    JobKind.snapshot.value: "versions.snapshot",
+    JobKind.restore.value: "versions.restore",
 }
 WORKER_LOST = (
     "worker lost: no heartbeat for {seconds} s (the worker stopped or was killed); nothing was written. Retry."
@@ -135,7 +138,9 @@ class JobService:
         if await job_repository.transition(
             session, job.id, [JobStatus.queued.value], status=JobStatus.cancelled.value, finished_at=now
         ):
-            return await self._reload(session, job.id)
+            cancelled = await self._reload(session, job.id)
+            await self._notify_finished(session, cancelled)
+            return cancelled
         if await job_repository.transition(session, job.id, [JobStatus.running.value], cancel_requested=True):
             return await self._reload(session, job.id)
         raise JobNotCancellable(f"The job is {job.status}.")
@@ -256,7 +261,14 @@ class JobService:
         if finished and errors:
             await job_repository.delete_errors(session, job_id)
             await job_repository.add_errors(session, job_id, errors[:MAX_STORED_ERRORS])
+        if finished:
+            await self._notify_finished(session, await self._reload(session, job_id))
         return finished
+
+    async def _notify_finished(self, session: AsyncSession, job: Job) -> None:
+        """`job.finished` for the project's webhooks, in the transaction that ended the job."""
+        if job.project_id is not None:
+            await emit(session, job.project_id, JOB_FINISHED, {"job": JobRead.of(job).model_dump(mode="json")})
 
     async def reap(self, session: AsyncSession, *, settings: Settings) -> tuple[int, int]:
         """Fails running jobs whose worker has been silent too long (they can be retried), and sends again the
@@ -266,6 +278,8 @@ class JobService:
         failed = await job_repository.fail_silent_running(
             session, now - timedelta(seconds=timeout), now, WORKER_LOST.format(seconds=timeout)
         )
+        for job_id in failed:
+            await self._notify_finished(session, await self._reload(session, job_id))
         stale = await job_repository.mark_resent(
             session, now - timedelta(seconds=settings.job_resend_after_seconds), now
         )
@@ -273,7 +287,7 @@ class JobService:
             enqueue_after_commit(session, TASK_OF_KIND[kind], str(job_id))
         if stale:
             logger.warning("sent %d queued job(s) again: their tasks had not started", len(stale))
-        return failed, len(stale)
+        return len(failed), len(stale)
 
 
 job_service = JobService()

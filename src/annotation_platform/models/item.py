@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from annotation_platform.models.base import Base, IdMixin, TimestampMixin
@@ -38,3 +38,4 @@ class Item(IdMixin, TimestampMixin, Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     sequence: Mapped[int] = mapped_column(BigInteger)
     parent_id: Mapped[uuid.UUID | None]
+    schema_version: Mapped[int] = mapped_column(server_default=text("1"))

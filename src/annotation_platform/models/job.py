@@ -1,4 +1,4 @@
-"""Background jobs (imports, exports, backups, agreement on big containers) and the row-level errors an import collects.
+"""Background jobs (imports, exports, backups, agreement, version snapshots and restores) and an import's row errors.
 
 The jobs table is the source of truth about background work: Celery only carries the job's id to a worker.
 """
@@ -22,6 +22,8 @@ class JobKind(StrEnum):
     export = "export"
     backup = "backup"
     agreement = "agreement"
+    snapshot = "snapshot"
+    restore = "restore"
 
 
 class JobStatus(StrEnum):

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from annotation_platform.core.types import utcnow
@@ -33,6 +33,7 @@ class Project(IdMixin, TimestampMixin, Base):
     type: Mapped[str] = mapped_column(String(64), default="generic")
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     sensitive: Mapped[bool] = mapped_column(default=False)
+    require_if_match: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 

@@ -23,13 +23,20 @@ class ProjectCreate(InputModel):
     type: TypeSlug = Field(default="generic", examples=["chat_disentanglement"])
     settings: JsonObject = Field(default_factory=dict)
     sensitive: bool = Field(default=False, description="Marks projects whose data needs extra protection.")
+    require_if_match: bool = Field(
+        default=False,
+        description="Make `If-Match` mandatory for changing, deleting and reverting annotations (428 without it).",
+    )
 
 
 class ProjectUpdate(PatchModel):
-    name: Name | None = None
-    description: Description | None = None
-    type: TypeSlug | None = None
+    name: Name | None = Field(default=None, examples=["Vaccination debates, round 2"])
+    description: Description | None = Field(default=None, examples=["Second round, with the new guidelines."])
+    type: TypeSlug | None = Field(default=None, examples=["chat_disentanglement"])
     settings: JsonObject | None = None
+    require_if_match: bool | None = Field(
+        default=None, description="Make `If-Match` mandatory for changing, deleting and reverting annotations."
+    )
 
 
 class ProjectRead(ReadModel):
@@ -39,6 +46,7 @@ class ProjectRead(ReadModel):
     type: str
     settings: dict[str, object]
     sensitive: bool
+    require_if_match: bool = Field(description="`If-Match` is mandatory for annotation changes (428 without it).")
     my_role: Role | None = Field(description="The caller's role; null for an administrator who is not a member.")
     created_at: datetime
     updated_at: datetime

@@ -36,6 +36,7 @@ def to_read(project: Project, my_role: str | None) -> ProjectRead:
         type=project.type,
         settings=project.settings,
         sensitive=project.sensitive,
+        require_if_match=project.require_if_match,
         my_role=Role(my_role) if my_role else None,
         created_at=project.created_at,
         updated_at=project.updated_at,

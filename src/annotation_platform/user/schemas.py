@@ -25,7 +25,7 @@ class UserUpdateMe(PatchModel):
     username: Username | None = None
     email: EmailStr | None = Field(default=None, max_length=320)
     password: Password | None = None
-    current_password: str | None = Field(default=None, max_length=256)
+    current_password: str | None = Field(default=None, max_length=256, examples=["a perfectly fine passphrase"])
 
 
 class UserAdminUpdate(PatchModel):

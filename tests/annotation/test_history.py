@@ -1,0 +1,243 @@
+"""Annotation history: a revision for every create, update, revert and delete on every write path, revert as a
+new version, If-Match made mandatory per project, and (PostgreSQL) two writers racing on one annotation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from annotation_platform.annotation.schemas import AnnotationUpdate
+from annotation_platform.annotation.service import annotation_service
+from annotation_platform.core.errors import PreconditionFailed
+from annotation_platform.models import User
+from tests.conftest import Api, Team, problem
+from tests.history import assert_history_complete
+
+A = "/api/v1/annotations/{}"
+
+
+async def _history(client: httpx.AsyncClient, annotation_id: str, by: Any, **params: Any) -> httpx.Response:
+    return await client.get(A.format(annotation_id) + "/history", params=params, headers=by.headers)
+
+
+async def test_every_change_is_a_revision_and_revert_makes_a_new_version(
+    client: httpx.AsyncClient, api: Api, team: Team, engine: AsyncEngine
+) -> None:
+    annotation = await api.annotate(team.items[0], team.annotator, data={"thread_id": "1"})
+    url = A.format(annotation["id"])
+    patched = await client.patch(url, json={"data": {"thread_id": "2"}}, headers=team.annotator.headers)
+    assert patched.status_code == 200, patched.text
+    moved = await client.patch(
+        url, json={"start_offset": 0, "end_offset": 4}, headers={**team.reviewer.headers, "If-Match": '"2"'}
+    )
+    assert moved.status_code == 200, moved.text
+
+    revert = url + "/revert"
+    stale = await client.post(revert, json={"version": 1}, headers={**team.reviewer.headers, "If-Match": '"2"'})
+    problem(stale, 412, "precondition_failed")
+    unknown = await client.post(revert, json={"version": 3}, headers=team.reviewer.headers)
+    assert problem(unknown, 422, "unknown_version")["errors"][0]["loc"] == ["body", "version"]
+    reverted = await client.post(revert, json={"version": 1}, headers={**team.reviewer.headers, "If-Match": '"3"'})
+    assert reverted.status_code == 200, reverted.text
+    assert reverted.headers["ETag"] == '"4"'
+    body = reverted.json()
+    assert (body["version"], body["data"], body["start_offset"]) == (4, {"thread_id": "1"}, None)
+
+    first = await _history(client, annotation["id"], team.viewer, limit=3)
+    assert first.status_code == 200, first.text
+    assert 'rel="next"' in first.headers["Link"]
+    rest = await _history(client, annotation["id"], team.viewer, cursor=first.json()["next_cursor"])
+    revisions = first.json()["items"] + rest.json()["items"]
+    assert rest.json()["next_cursor"] is None
+    assert [(r["version"], r["action"], r["reverted_from"]) for r in revisions] == [
+        (1, "created", None),
+        (2, "updated", None),
+        (3, "updated", None),
+        (4, "reverted", 1),
+    ]
+    assert [r["changed_by"] for r in revisions] == [team.annotator.id] * 2 + [team.reviewer.id] * 2
+    assert (revisions[2]["start_offset"], revisions[2]["data"]) == (0, {"thread_id": "2"})
+    await assert_history_complete(engine)
+
+    deleted = await client.delete(url, headers=team.reviewer.headers)
+    assert deleted.status_code == 204
+    for member in (team.viewer, team.annotator, team.reviewer, team.stranger):
+        problem(await _history(client, annotation["id"], member), 404, "not_found")
+    kept = await _history(client, annotation["id"], team.manager)
+    assert kept.status_code == 200, kept.text
+    last = kept.json()["items"][-1]
+    assert (last["version"], last["action"], last["data"], last["changed_by"]) == (
+        5,
+        "deleted",
+        {"thread_id": "1"},
+        team.reviewer.id,
+    )
+    problem(await client.post(url + "/revert", json={"version": 1}, headers=team.manager.headers), 404)
+    problem(await _history(client, str(uuid.uuid4()), team.manager), 404)
+
+
+async def test_bulk_writes_item_deletes_and_gold_deletes_keep_history(
+    client: httpx.AsyncClient, team: Team, engine: AsyncEngine
+) -> None:
+    container = team.container["id"]
+    rows = [{"item_id": item["id"], "type": "sentiment", "data": {"label": "pos"}} for item in team.items[:3]]
+    bulk = await client.post(
+        f"/api/v1/containers/{container}/annotations/bulk", json={"items": rows}, headers=team.annotator.headers
+    )
+    assert bulk.status_code == 201, bulk.text
+    gold = await client.post(
+        f"/api/v1/containers/{container}/gold",
+        json={"type": "sentiment", "source": "annotator", "annotator": team.annotator.username},
+        headers=team.reviewer.headers,
+    )
+    assert gold.status_code == 201, gold.text
+    assert await assert_history_complete(engine) == 6
+
+    first_item = f"/api/v1/items/{team.items[0]['id']}"
+    on_first_item = (await client.get(first_item + "/annotations", headers=team.owner.headers)).json()
+    removed = await client.delete(first_item, headers=team.manager.headers)
+    assert removed.status_code == 204
+    for annotation in on_first_item["items"]:
+        history = (await _history(client, annotation["id"], team.manager)).json()["items"]
+        assert [(r["version"], r["action"], r["changed_by"]) for r in history] == [
+            (1, "created", annotation["created_by"]),
+            (2, "deleted", team.manager.id),
+        ]
+    gold_ids = [
+        a["id"]
+        for a in (await client.get(f"/api/v1/containers/{container}/annotations", headers=team.owner.headers)).json()[
+            "items"
+        ]
+        if a["is_gold"]
+    ]
+    assert len(gold_ids) == 2
+    dropped = await client.delete(
+        f"/api/v1/containers/{container}/gold", params={"type": "sentiment"}, headers=team.reviewer.headers
+    )
+    assert dropped.status_code == 204, dropped.text
+    for annotation_id in gold_ids:
+        history = (await _history(client, annotation_id, team.owner)).json()["items"]
+        assert [(r["action"], r["is_gold"]) for r in history] == [("created", True), ("deleted", True)]
+    assert await assert_history_complete(engine) == 2
+
+
+async def test_a_project_can_make_if_match_mandatory(client: httpx.AsyncClient, api: Api, team: Team) -> None:
+    annotation = await api.annotate(team.items[0], team.annotator)
+    url = A.format(annotation["id"])
+    project_url = f"/api/v1/projects/{team.project['id']}"
+    assert team.project["require_if_match"] is False
+    problem(await client.patch(project_url, json={"require_if_match": None}, headers=team.manager.headers), 422)
+    switched = await client.patch(project_url, json={"require_if_match": True}, headers=team.manager.headers)
+    assert switched.json()["require_if_match"] is True
+
+    change = {"data": {"thread_id": "9"}}
+    problem(await client.patch(url, json=change, headers=team.annotator.headers), 428, "if_match_required")
+    problem(await client.post(url + "/revert", json={"version": 1}, headers=team.annotator.headers), 428)
+    problem(await client.delete(url, headers=team.annotator.headers), 428, "if_match_required")
+    unchanged = await client.get(url, headers=team.annotator.headers)
+    assert unchanged.json()["version"] == 1
+    problem(await client.patch(url, json=change, headers={**team.annotator.headers, "If-Match": '"7"'}), 412)
+    ok = await client.patch(url, json=change, headers={**team.annotator.headers, "If-Match": unchanged.headers["ETag"]})
+    assert ok.status_code == 200, ok.text
+    gone = await client.delete(url, headers={**team.annotator.headers, "If-Match": ok.headers["ETag"]})
+    assert gone.status_code == 204
+
+
+async def test_two_writers_racing_on_one_annotation(
+    backend: str, app: Any, client: httpx.AsyncClient, api: Api, team: Team, engine: AsyncEngine
+) -> None:
+    """Both read version 1 and both write with it; the database lets exactly one through."""
+    annotation = await api.annotate(team.items[0], team.annotator)
+    url = A.format(annotation["id"])
+
+    # Over HTTP: pairs of PATCHes with the same If-Match, sent together.
+    for round_ in range(1, 6):
+        headers = {**team.reviewer.headers, "If-Match": f'"{round_}"'}
+        answers = await asyncio.gather(
+            *(client.patch(url, json={"data": {"writer": name, "round": round_}}, headers=headers) for name in "ab")
+        )
+        assert sorted(answer.status_code for answer in answers) == [200, 412], [a.text for a in answers]
+        winner = next(answer.json() for answer in answers if answer.status_code == 200)
+        current = (await client.get(url, headers=team.reviewer.headers)).json()
+        assert (current["version"], current["data"]) == (round_ + 1, winner["data"])
+
+    if backend != "postgresql":
+        return  # SQLite runs one writing transaction at a time: no row locks to wait on
+    # Two transactions that have both read the annotation before either writes: the second waits for the
+    # first's row lock, then finds the version changed, and fails instead of overwriting.
+    sessionmaker = app.state.sessionmaker
+    reviewer = await _user(sessionmaker, team.reviewer.id)
+    async with sessionmaker() as first, sessionmaker() as second:
+        seen_first = await annotation_service.access(first, annotation_id=uuid.UUID(annotation["id"]), user=reviewer)
+        seen_second = await annotation_service.access(second, annotation_id=uuid.UUID(annotation["id"]), user=reviewer)
+        await annotation_service.update(
+            first, access=seen_first, user=reviewer, data=AnnotationUpdate(data={"by": "first"}), if_match='"6"'
+        )
+        late = asyncio.create_task(
+            annotation_service.update(
+                second, access=seen_second, user=reviewer, data=AnnotationUpdate(data={"by": "second"}), if_match='"6"'
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not late.done(), "the second writer should wait for the first's row lock"
+        await first.commit()
+        with pytest.raises(PreconditionFailed):
+            await late
+        await second.rollback()
+    final = (await client.get(url, headers=team.reviewer.headers)).json()
+    assert (final["version"], final["data"]) == (7, {"by": "first"})
+    await assert_history_complete(engine)
+
+
+async def _user(sessionmaker: Any, user_id: str) -> User:
+    async with sessionmaker() as session:
+        user = await session.get(User, uuid.UUID(user_id))
+        assert user is not None
+        return user
+
+
+async def test_bulk_updates_and_bulk_deletes_keep_history(
+    client: httpx.AsyncClient, team: Team, engine: AsyncEngine
+) -> None:
+    container = f"/api/v1/containers/{team.container['id']}"
+    rows = [{"item_id": item["id"], "type": "sentiment", "data": {"label": "pos"}} for item in team.items[:4]]
+    created = await client.post(f"{container}/annotations/bulk", json={"items": rows}, headers=team.annotator.headers)
+    assert created.status_code == 201, created.text
+    ids = [annotation["id"] for annotation in created.json()["items"]]
+
+    moved = await client.patch(
+        f"{container}/annotations/bulk",
+        json={"items": [{"id": annotation_id, "type": "stance"} for annotation_id in ids]},
+        headers=team.annotator.headers,
+    )
+    assert moved.status_code == 200, moved.text
+    assert await assert_history_complete(engine) == 4
+    deleted = await client.post(
+        f"{container}/annotations/bulk-delete", json={"ids": ids[:1]}, headers=team.manager.headers
+    )
+    assert deleted.status_code == 204, deleted.text
+    history = (await _history(client, ids[0], team.manager)).json()["items"]
+    assert [(r["version"], r["action"], r["type"]) for r in history] == [
+        (1, "created", "sentiment"),
+        (2, "updated", "stance"),
+        (3, "deleted", "stance"),
+    ]
+
+    metadata = await client.patch(
+        f"{container}/items/bulk",
+        json={"items": [{"id": team.items[1]["id"], "metadata": {"user_id": "7"}}]},
+        headers=team.manager.headers,
+    )
+    assert metadata.status_code == 200, metadata.text
+    gone = await client.post(
+        f"{container}/items/bulk-delete", json={"ids": [team.items[1]["id"]]}, headers=team.manager.headers
+    )
+    assert gone.status_code == 204, gone.text
+    history = (await _history(client, ids[1], team.manager)).json()["items"]
+    assert [r["action"] for r in history] == ["created", "updated", "deleted"]
+    assert await assert_history_complete(engine) == 2
