@@ -116,6 +116,9 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         # so one set of in-memory counters): the tests of limits and lockouts build apps that enable them.
         "rate_limit_enabled": False,
         "login_lockout_attempts": 0,
+        # Tests read right after writing rows with SQL of their own (which no cache hears of): the tests of the
+        # cache build apps that enable it; TEST_CACHE=1 runs any test with the in-process cache on.
+        "cache_enabled": os.environ.get("TEST_CACHE") == "1",
         **overrides,
     }
     return Settings(**values)
@@ -158,6 +161,8 @@ async def serve(application: Any) -> AsyncIterator[httpx.AsyncClient]:
             yield http
     finally:
         await application.state.engine.dispose()
+        if application.state.cache is not None:
+            await application.state.cache.close()
         if application.state.redis is not None:
             await application.state.redis.aclose()
 

@@ -339,6 +339,11 @@ REQUESTS: dict[RouteKey, Builder] = {
             json={"items": [{"external_id": unique("x-"), "content": "hi"}]},
         )
     ),
+    ("PATCH", "/api/v1/containers/{container_id}/items/bulk"): with_body(
+        lambda w: f"/api/v1/containers/{w.container_id}/items/bulk",
+        lambda w: {"items": [{"id": w.item_id, "metadata": {"tag": "x"}}]},
+    ),
+    ("POST", "/api/v1/containers/{container_id}/items/bulk-delete"): lambda w, _c: _bulk_delete_item(w),
     ("GET", "/api/v1/items/{item_id}"): at(lambda w: f"/api/v1/items/{w.item_id}"),
     ("PATCH", "/api/v1/items/{item_id}"): at(lambda w: f"/api/v1/items/{w.item_id}", json={"content": "changed"}),
     ("DELETE", "/api/v1/items/{item_id}"): fresh(World.fresh_item, lambda item_id: f"/api/v1/items/{item_id}"),
@@ -353,6 +358,8 @@ REQUESTS: dict[RouteKey, Builder] = {
         lambda w: f"/api/v1/containers/{w.container_id}/annotations/bulk",
         lambda w: {"items": [{"item_id": w.item_id, "type": "thread", "data": {"thread_id": "1"}}]},
     ),
+    ("PATCH", "/api/v1/containers/{container_id}/annotations/bulk"): lambda w, _c: _bulk_update_annotation(w),
+    ("POST", "/api/v1/containers/{container_id}/annotations/bulk-delete"): lambda w, _c: _bulk_delete_annotation(w),
     ("GET", "/api/v1/annotations/{annotation_id}"): fresh(
         World.owners_annotation, lambda annotation_id: f"/api/v1/annotations/{annotation_id}"
     ),
@@ -454,6 +461,22 @@ REQUESTS: dict[RouteKey, Builder] = {
 
 async def _ready(call: Call) -> Call:
     return call
+
+
+async def _bulk_delete_item(world: World) -> Call:
+    item_id = await world.fresh_item()
+    return Call(f"/api/v1/containers/{world.container_id}/items/bulk-delete", json={"ids": [item_id]})
+
+
+async def _bulk_update_annotation(world: World) -> Call:
+    """Someone else's annotation (the owner's), as for the single PATCH."""
+    body = {"items": [{"id": await world.owners_annotation(), "type": "topic"}]}
+    return Call(f"/api/v1/containers/{world.container_id}/annotations/bulk", json=body)
+
+
+async def _bulk_delete_annotation(world: World) -> Call:
+    body = {"ids": [await world.owners_annotation()]}
+    return Call(f"/api/v1/containers/{world.container_id}/annotations/bulk-delete", json=body)
 
 
 async def _put_member(world: World) -> Call:

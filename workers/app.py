@@ -18,6 +18,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from annotation_platform.config import Settings, get_settings
+from annotation_platform.core.cache import create_cache
 from annotation_platform.core.crypto import KeyRing
 from annotation_platform.core.db import create_engine, create_sessionmaker
 from annotation_platform.core.queue import create_celery
@@ -58,9 +59,8 @@ def runtime() -> Runtime:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         engine = create_engine(settings)
-        _runtime = Runtime(
-            os.getpid(), settings, loop, engine, create_sessionmaker(engine, app), settings.resolved_key_ring()
-        )
+        sessionmaker = create_sessionmaker(engine, app, create_cache(settings))
+        _runtime = Runtime(os.getpid(), settings, loop, engine, sessionmaker, settings.resolved_key_ring())
     return _runtime
 
 

@@ -97,6 +97,17 @@ class Settings(BaseSettings):
         default=20, ge=0, description="403/404 answers to one user in the window that raise a security event; 0 = off."
     )
     denied_burst_window_seconds: int = Field(default=60, ge=1, description="The window of DENIED_BURST_THRESHOLD.")
+    # The read cache (core/cache.py) and response compression.
+    cache_enabled: bool = Field(default=True, description="Cache hot reads (in Redis when REDIS_URL is set).")
+    cache_ttl_seconds: int = Field(
+        default=300, ge=1, description="Longest life of a cache entry; writes retire entries at once anyway."
+    )
+    cache_local_max_entries: int = Field(
+        default=10_000, ge=1, description="Size of the in-process LRU used when REDIS_URL is unset."
+    )
+    gzip_min_bytes: int = Field(
+        default=1024, ge=0, description="Responses at least this large are gzipped for clients that accept it."
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = none.",

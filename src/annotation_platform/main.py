@@ -28,6 +28,7 @@ from annotation_platform.backup.endpoints import router as backup_router
 from annotation_platform.change.endpoints import router as change_router
 from annotation_platform.config import Environment, Settings, get_settings, parse_networks
 from annotation_platform.container.endpoints import router as container_router
+from annotation_platform.core.cache import create_cache
 from annotation_platform.core.clients import IpAllowListMiddleware
 from annotation_platform.core.db import create_engine, create_sessionmaker
 from annotation_platform.core.errors import (
@@ -43,7 +44,7 @@ from annotation_platform.core.http_security import (
     SecurityHeadersMiddleware,
     split_list,
 )
-from annotation_platform.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from annotation_platform.core.middleware import BodySizeLimitMiddleware, CompressionMiddleware, RequestIdMiddleware
 from annotation_platform.core.migrations import MigrationsNotFound, head_revisions
 from annotation_platform.core.openapi import finish_document
 from annotation_platform.core.queue import create_celery
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await engine.dispose()
+        if _app.state.cache is not None:
+            await _app.state.cache.close()
         if redis is not None:
             await redis.aclose()
 
@@ -134,7 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.redis = redis
     app.state.key_ring = settings.resolved_key_ring()
     app.state.queue = create_celery(settings)
-    app.state.sessionmaker = create_sessionmaker(engine, app.state.queue)
+    app.state.cache = create_cache(settings)
+    app.state.sessionmaker = create_sessionmaker(engine, app.state.queue, app.state.cache)
     try:
         app.state.migration_heads = head_revisions()
     except MigrationsNotFound:
@@ -143,6 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
+    if settings.gzip_min_bytes:
+        app.add_middleware(CompressionMiddleware, minimum_size=settings.gzip_min_bytes)
     app.add_middleware(RateLimitHeadersMiddleware)
     if settings.denied_burst_threshold:
         app.add_middleware(DeniedAccessMonitor, settings=settings)

@@ -560,3 +560,33 @@ async def test_database_refuses_a_parent_from_another_container_at_commit(
     fetched = await client.get(f"/api/v1/items/{orphan['id']}", headers=team.owner.headers)
     assert fetched.status_code == 200, fetched.text
     assert fetched.json()["parent_id"] == team.items[0]["id"]
+
+
+async def test_bulk_update_moves_annotations_under_the_single_rules(
+    client: httpx.AsyncClient, api: Api, team: Team
+) -> None:
+    mine = [await api.annotate(item, team.annotator) for item in team.items[:2]]
+    theirs = await api.annotate(team.items[2], team.reviewer)
+    url = f"/api/v1/containers/{team.container['id']}/annotations/bulk"
+    rows = [{"id": a["id"], "type": "topic"} for a in (*mine, theirs)]
+    body = problem(await client.patch(url, json={"items": rows}, headers=team.annotator.headers), 403)
+    assert [error["loc"] for error in body["errors"]] == [["body", "items", 2, "id"]]
+    unknown = [{"id": str(uuid.uuid4()), "data": {}}]
+    problem(await client.patch(url, json={"items": unknown}, headers=team.annotator.headers), 422, "bulk_rows_invalid")
+
+    moved = await client.patch(url, json={"items": rows[:2]}, headers=team.annotator.headers)
+    assert moved.status_code == 200, moved.text
+    changed = [(a["type"], a["version"], a["data"]) for a in moved.json()["items"]]
+    assert changed == [("topic", 2, {"thread_id": "1"})] * 2
+    by_reviewer = await client.patch(url, json={"items": [rows[2]]}, headers=team.reviewer.headers)
+    assert by_reviewer.json()["items"][0]["type"] == "topic"
+
+
+async def test_bulk_delete_annotations_is_all_or_nothing(client: httpx.AsyncClient, api: Api, team: Team) -> None:
+    mine = await api.annotate(team.items[0], team.annotator)
+    theirs = await api.annotate(team.items[1], team.reviewer)
+    url = f"/api/v1/containers/{team.container['id']}/annotations/bulk-delete"
+    problem(await client.post(url, json={"ids": [mine["id"], theirs["id"]]}, headers=team.annotator.headers), 403)
+    assert (await client.post(url, json={"ids": [mine["id"]]}, headers=team.annotator.headers)).status_code == 204
+    listed = await client.get(container_annotations(team.container), headers=team.viewer.headers)
+    assert [a["id"] for a in listed.json()["items"]] == [theirs["id"]]

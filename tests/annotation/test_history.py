@@ -199,3 +199,45 @@ async def _user(sessionmaker: Any, user_id: str) -> User:
         user = await session.get(User, uuid.UUID(user_id))
         assert user is not None
         return user
+
+
+async def test_bulk_updates_and_bulk_deletes_keep_history(
+    client: httpx.AsyncClient, team: Team, engine: AsyncEngine
+) -> None:
+    container = f"/api/v1/containers/{team.container['id']}"
+    rows = [{"item_id": item["id"], "type": "sentiment", "data": {"label": "pos"}} for item in team.items[:4]]
+    created = await client.post(f"{container}/annotations/bulk", json={"items": rows}, headers=team.annotator.headers)
+    assert created.status_code == 201, created.text
+    ids = [annotation["id"] for annotation in created.json()["items"]]
+
+    moved = await client.patch(
+        f"{container}/annotations/bulk",
+        json={"items": [{"id": annotation_id, "type": "stance"} for annotation_id in ids]},
+        headers=team.annotator.headers,
+    )
+    assert moved.status_code == 200, moved.text
+    assert await assert_history_complete(engine) == 4
+    deleted = await client.post(
+        f"{container}/annotations/bulk-delete", json={"ids": ids[:1]}, headers=team.manager.headers
+    )
+    assert deleted.status_code == 204, deleted.text
+    history = (await _history(client, ids[0], team.manager)).json()["items"]
+    assert [(r["version"], r["action"], r["type"]) for r in history] == [
+        (1, "created", "sentiment"),
+        (2, "updated", "stance"),
+        (3, "deleted", "stance"),
+    ]
+
+    metadata = await client.patch(
+        f"{container}/items/bulk",
+        json={"items": [{"id": team.items[1]["id"], "metadata": {"user_id": "7"}}]},
+        headers=team.manager.headers,
+    )
+    assert metadata.status_code == 200, metadata.text
+    gone = await client.post(
+        f"{container}/items/bulk-delete", json={"ids": [team.items[1]["id"]]}, headers=team.manager.headers
+    )
+    assert gone.status_code == 204, gone.text
+    history = (await _history(client, ids[1], team.manager)).json()["items"]
+    assert [r["action"] for r in history] == ["created", "updated", "deleted"]
+    assert await assert_history_complete(engine) == 2

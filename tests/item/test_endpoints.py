@@ -609,3 +609,58 @@ async def test_item_pages_cost_a_constant_number_of_queries(api: Api, team: Team
     assert len(deep.json()["items"]) == 100
     assert counts[5] == counts[200] == count_queries.count, count_queries.statements
     assert counts[5] <= 4, count_queries.statements
+
+
+# Bulk update and delete
+
+
+async def test_bulk_metadata_update_is_all_or_nothing(client: httpx.AsyncClient, api: Api, team: Team) -> None:
+    schema = {"type": "object", "properties": {"speaker": {"type": "string"}}}
+    container = await api.container(team.project, team.owner, item_schema=schema)
+    items = await api.items(container, team.owner, 3)
+    url = f"/api/v1/containers/{container['id']}/items/bulk"
+    bad = {
+        "items": [
+            {"id": items[0]["id"], "metadata": {"speaker": "ana"}},
+            {"id": items[1]["id"], "metadata": {"speaker": 7}},
+            {"id": team.items[0]["id"], "metadata": {}},  # another container's item
+        ]
+    }
+    body = problem(await client.patch(url, json=bad, headers=team.owner.headers), 422, "bulk_rows_invalid")
+    assert [(error["loc"], error["type"]) for error in body["errors"]] == [
+        (["body", "items", 1, "metadata"], "metadata_invalid"),
+        (["body", "items", 2, "id"], "item_not_found"),
+    ]
+    unchanged = await client.get(f"/api/v1/items/{items[0]['id']}", headers=team.owner.headers)
+    assert unchanged.json()["metadata"] == {}
+
+    good = {"items": [{"id": item["id"], "metadata": {"speaker": f"s{n}"}} for n, item in enumerate(items)]}
+    response = await client.patch(url, json=good, headers=team.owner.headers)
+    assert response.status_code == 200, response.text
+    assert [item["metadata"] for item in response.json()["items"]] == [{"speaker": f"s{n}"} for n in range(3)]
+
+
+async def test_bulk_delete_is_all_or_nothing(client: httpx.AsyncClient, api: Api, team: Team) -> None:
+    container = await api.container(team.project, team.owner)
+    items = await api.items(container, team.owner, 4)
+    reply = await client.post(
+        f"/api/v1/containers/{container['id']}/items",
+        json={"external_id": "reply", "parent_id": items[0]["id"]},
+        headers=team.owner.headers,
+    )
+    await api.annotate(items[0], team.annotator)
+    url = f"/api/v1/containers/{container['id']}/items/bulk-delete"
+    wrong = {"ids": [items[0]["id"], team.items[0]["id"]]}
+    body = problem(await client.post(url, json=wrong, headers=team.owner.headers), 422, "bulk_rows_invalid")
+    assert [error["loc"] for error in body["errors"]] == [["body", "ids", 1]]
+
+    response = await client.post(url, json={"ids": [items[0]["id"], items[1]["id"]]}, headers=team.owner.headers)
+    assert response.status_code == 204, response.text
+    listed = (await client.get(items_url(container), headers=team.owner.headers)).json()["items"]
+    assert [item["external_id"] for item in listed] == [items[2]["external_id"], items[3]["external_id"], "reply"]
+    assert listed[-1]["id"] == reply.json()["id"]
+    assert listed[-1]["parent_id"] is None
+    refreshed = await client.get(f"/api/v1/containers/{container['id']}", headers=team.owner.headers)
+    assert refreshed.json()["item_count"] == 3
+    annotations = await client.get(f"/api/v1/containers/{container['id']}/annotations", headers=team.owner.headers)
+    assert annotations.json()["items"] == []

@@ -9,6 +9,7 @@ from annotation_platform.annotation.dependencies import AnnotationHistoryReader,
 from annotation_platform.annotation.schemas import (
     AnnotationBulkCreate,
     AnnotationBulkRead,
+    AnnotationBulkUpdate,
     AnnotationCreate,
     AnnotationRead,
     AnnotationRevert,
@@ -40,7 +41,7 @@ from annotation_platform.core.errors import (
 from annotation_platform.core.ids import parse_uuid
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
 from annotation_platform.core.routing import ApiRoute
-from annotation_platform.core.schemas import TypeSlug
+from annotation_platform.core.schemas import BulkIds, TypeSlug
 from annotation_platform.item.dependencies import ItemAnnotator, ItemReader
 from annotation_platform.item.service import BulkRowsInvalid
 
@@ -169,6 +170,35 @@ async def bulk_create_annotations(
     annotations = await annotation_service.bulk_create(session, access=access, user=user, rows=body.items)
     response.headers["Location"] = f"/api/v1/containers/{access.container.id}/annotations"
     return AnnotationBulkRead(items=annotations)
+
+
+@router.patch(
+    "/containers/{container_id}/annotations/bulk",
+    operation_id="bulkUpdateAnnotations",
+    response_model=AnnotationBulkRead,
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, BulkRowsInvalid, *BODY_ERRORS),
+)
+async def bulk_update_annotations(
+    body: AnnotationBulkUpdate, access: ContainerAnnotator, user: CurrentUser, session: SessionDep
+) -> AnnotationBulkRead:
+    """Change up to 10,000 annotations at once, all or nothing: a new `type` (move them to another label set),
+    new `data`, or both. Annotators change their own, reviewers and above anyone's; each `version` goes up."""
+    annotations = await annotation_service.bulk_update(session, access=access, user=user, rows=body.items)
+    return AnnotationBulkRead(items=annotations)
+
+
+@router.post(
+    "/containers/{container_id}/annotations/bulk-delete",
+    operation_id="bulkDeleteAnnotations",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, BulkRowsInvalid, *BODY_ERRORS),
+)
+async def bulk_delete_annotations(
+    body: BulkIds, access: ContainerAnnotator, user: CurrentUser, session: SessionDep
+) -> Response:
+    """Delete up to 10,000 annotations of the container, all or nothing, under the rules of single deletes."""
+    await annotation_service.bulk_delete(session, access=access, user=user, ids=body.ids)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

@@ -10,7 +10,7 @@ from sqlalchemy import Select, String, Uuid, bindparam, delete, func, insert, li
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
-from annotation_platform.core.sql import rows_where_in
+from annotation_platform.core.sql import IN_LIST_CHUNK, rows_where_in
 from annotation_platform.core.types import UTCDateTime
 from annotation_platform.models import Annotation, AnnotationRevision, Container, Item, Membership, Project, User
 
@@ -77,6 +77,12 @@ class AnnotationRepository:
 
     def ids_on_item(self, item_id: uuid.UUID) -> Select[Any]:
         return select(Annotation.id).where(Annotation.item_id == item_id)
+
+    def ids_in(self, container_id: uuid.UUID, annotation_ids: list[uuid.UUID]) -> Select[Any]:
+        return select(Annotation.id).where(Annotation.container_id == container_id, Annotation.id.in_(annotation_ids))
+
+    def ids_on_items(self, container_id: uuid.UUID, item_ids: list[uuid.UUID]) -> Select[Any]:
+        return select(Annotation.id).where(Annotation.container_id == container_id, Annotation.item_id.in_(item_ids))
 
     def gold_ids(self, container_id: uuid.UUID, type_: str) -> Select[Any]:
         return select(Annotation.id).where(
@@ -193,6 +199,46 @@ class AnnotationRepository:
             for row in await rows_where_in(session, statement, Item.external_id, list(set(external_ids)), String())
         }
         return by_id, by_external_id
+
+    async def authorship(
+        self, session: AsyncSession, container_id: uuid.UUID, annotation_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, Any]:
+        """Author, gold mark, version, type and data of those annotations that are in the container, locked for
+        the change (on PostgreSQL)."""
+        statement = (
+            select(Annotation.id, Annotation.created_by, Annotation.is_gold, Annotation.version, Annotation.type)
+            .add_columns(Annotation.data)
+            .where(Annotation.container_id == container_id)
+            .with_for_update()
+        )
+        rows = await rows_where_in(session, statement, Annotation.id, list(dict.fromkeys(annotation_ids)), Uuid())
+        return {row.id: row for row in rows}
+
+    async def update_many(self, session: AsyncSession, container_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+        """One executemany by primary key, kept inside the container."""
+        statement = update(Annotation).where(Annotation.container_id == container_id)
+        await session.execute(statement.execution_options(synchronize_session=None), rows)
+
+    async def read_many(
+        self, session: AsyncSession, container_id: uuid.UUID, annotation_ids: list[uuid.UUID]
+    ) -> list[Annotation]:
+        statement = select(Annotation).where(Annotation.container_id == container_id)
+        rows = await rows_where_in(session, statement, Annotation.id, annotation_ids, Uuid())
+        order = {annotation_id: index for index, annotation_id in enumerate(annotation_ids)}
+        return sorted((row[0] for row in rows), key=lambda annotation: order[annotation.id])
+
+    async def delete_many(
+        self, session: AsyncSession, container_id: uuid.UUID, annotation_ids: list[uuid.UUID]
+    ) -> None:
+        for start in range(0, len(annotation_ids), IN_LIST_CHUNK):
+            await session.execute(
+                delete(Annotation)
+                .where(
+                    Annotation.container_id == container_id,
+                    Annotation.id.in_(annotation_ids[start : start + IN_LIST_CHUNK]),
+                )
+                .execution_options(synchronize_session=False)
+            )
 
     async def gold_of_item(self, session: AsyncSession, item_id: uuid.UUID, type_: str) -> uuid.UUID | None:
         statement = select(Annotation.id).where(

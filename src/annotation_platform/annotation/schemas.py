@@ -57,6 +57,20 @@ class AnnotationBulkCreate(InputModel):
     )
 
 
+class AnnotationBulkUpdateRow(PatchModel):
+    """One annotation's change: a new `type` (e.g. moving it to another label set), new `data`, or both."""
+
+    id: IdRef
+    type: TypeSlug | None = None
+    data: JsonObject | None = None
+
+
+class AnnotationBulkUpdate(InputModel):
+    items: list[AnnotationBulkUpdateRow] = Field(
+        min_length=1, max_length=10_000, description="Up to 10,000 annotations of this container, changed all or none."
+    )
+
+
 class AnnotationUpdate(PatchModel):
     """Offsets change together; null for both removes them."""
 

@@ -13,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from annotation_platform.annotation.repository import REVISION_CONTENT, annotation_repository
 from annotation_platform.annotation.schemas import (
     AnnotationBulkRow,
+    AnnotationBulkUpdateRow,
     AnnotationCreate,
     AnnotationRead,
     AnnotationRevisionRead,
     AnnotationUpdate,
 )
+from annotation_platform.audit.context import context_of
 from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.change.service import change_service
 from annotation_platform.container.service import ContainerAccess
@@ -32,7 +34,7 @@ from annotation_platform.core.errors import (
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.types import utcnow
-from annotation_platform.item.service import BulkRowsInvalid, ItemAccess
+from annotation_platform.item.service import BulkRowsInvalid, ItemAccess, ItemNotInContainer
 from annotation_platform.models import Annotation, Role, User
 from annotation_platform.project.permissions import Action, authorize_found, effective_role, role_allows
 from annotation_platform.webhook.events import ANNOTATION_CREATED, ANNOTATION_DELETED, ANNOTATION_UPDATED, emit
@@ -44,10 +46,10 @@ class OffsetsOutOfRange(ValidationFailed):
     description = "`end_offset` is past the end of the item's content. Offsets count characters from 0."
 
 
-class ItemNotInContainer(ValidationFailed):
-    code = "item_not_found"
-    title = "Item not in this container"
-    description = "A row names an item that is not in this container. Check `item_id` / `item_external_id`."
+class AnnotationNotInContainer(ValidationFailed):
+    code = "annotation_not_found"
+    title = "Annotation not in this container"
+    description = "A row names an annotation that is not in this container, or repeats one. Check the ids."
 
 
 class GoldAlreadySettled(Conflict):
@@ -245,6 +247,116 @@ class AnnotationService:
         created = [AnnotationRead.model_validate(value) for value in values]
         await emit(session, access.container.project_id, ANNOTATION_CREATED, _event_data(created))
         return created
+
+    async def bulk_update(
+        self,
+        session: AsyncSession,
+        *,
+        access: ContainerAccess,
+        user: User,
+        rows: list[AnnotationBulkUpdateRow],
+    ) -> list[AnnotationRead]:
+        """Changes many annotations of the container under the single-annotation rules, all or none; each
+        changed annotation's `version` goes up by one."""
+        ids = [row.id for row in rows]
+        found = await self._bulk_rows(session, access, user, ids)
+        now = utcnow()
+        values = [
+            {
+                "id": row.id,
+                "type": row.type if row.type is not None else found[row.id].type,
+                "data": row.data if row.data is not None else found[row.id].data,
+                "version": found[row.id].version + 1,
+                "updated_at": now,
+            }
+            for row in rows
+        ]
+        await annotation_repository.update_many(session, access.container.id, values)
+        changed_by = context_of(session).user_id
+        await annotation_repository.insert_revisions_of_current(
+            session, ids, action="updated", changed_by=changed_by, now=now
+        )
+        await change_service.record(
+            session,
+            project_id=access.container.project_id,
+            resource_type="annotation",
+            action="updated",
+            entries=[(value["id"], access.container.id, value["version"]) for value in values],
+        )
+        audit_service.record(
+            session,
+            action="annotation.bulk_update",
+            resource_type="container",
+            resource_id=access.container.id,
+            project_id=access.container.project_id,
+            after={"annotations_updated": len(values)},
+        )
+        updated = [_to_read(a) for a in await annotation_repository.read_many(session, access.container.id, ids)]
+        await emit(session, access.container.project_id, ANNOTATION_UPDATED, _event_data(updated))
+        return updated
+
+    async def bulk_delete(
+        self, session: AsyncSession, *, access: ContainerAccess, user: User, ids: list[uuid.UUID]
+    ) -> None:
+        """Deletes many annotations of the container under the single-annotation rules, all or none."""
+        await self._bulk_rows(session, access, user, ids, field="ids")
+        unique = list(dict.fromkeys(ids))
+        gone = [_to_read(a) for a in await annotation_repository.read_many(session, access.container.id, unique)]
+        selected = annotation_repository.ids_in(access.container.id, unique)
+        changed_by, now = context_of(session).user_id, utcnow()
+        await annotation_repository.insert_deletion_revisions(session, selected, changed_by=changed_by, now=now)
+        await change_service.record_from(
+            session,
+            annotation_repository.deletion_changes_of(
+                selected, project_id=access.container.project_id, changed_by=changed_by, now=now
+            ),
+        )
+        await annotation_repository.delete_many(session, access.container.id, unique)
+        await emit(session, access.container.project_id, ANNOTATION_DELETED, _event_data(gone))
+        audit_service.record(
+            session,
+            action="annotation.bulk_delete",
+            resource_type="container",
+            resource_id=access.container.id,
+            project_id=access.container.project_id,
+            before={"annotations_deleted": len(unique)},
+        )
+
+    async def _bulk_rows(
+        self,
+        session: AsyncSession,
+        access: ContainerAccess,
+        user: User,
+        ids: list[uuid.UUID],
+        *,
+        field: str = "items",
+    ) -> dict[uuid.UUID, Any]:
+        """The rows named, once each, in the container, and each the caller's to change: else 422 naming the
+        missing or repeated rows, or 403 naming those the caller may not change."""
+        found = await annotation_repository.authorship(session, access.container.id, ids)
+        missing: list[dict[str, Any]] = []
+        forbidden: list[dict[str, Any]] = []
+        seen: set[uuid.UUID] = set()
+        may_adjudicate = role_allows(access.role, Action.adjudicate)
+        for index, annotation_id in enumerate(ids):
+            loc = ["body", field, index, *(["id"] if field == "items" else [])]
+            row = found.get(annotation_id)
+            if row is None or annotation_id in seen:
+                message = "Repeats an earlier row." if row is not None else "No such annotation in this container."
+                missing.append({"loc": loc, "msg": message, "type": AnnotationNotInContainer.code})
+            elif not may_adjudicate and (row.created_by != user.id or row.is_gold):
+                forbidden.append({"loc": loc, "msg": "Not yours to change.", "type": Forbidden.code})
+            seen.add(annotation_id)
+        if missing:
+            message = f"{len(missing)} of {len(ids)} rows are invalid; nothing was written."
+            raise BulkRowsInvalid(message, errors=missing)
+        if forbidden:
+            raise Forbidden(
+                f"Your role ({access.role.value}) may change only your own, non-gold annotations: "
+                f"{len(forbidden)} rows are not; nothing was written.",
+                errors=forbidden,
+            )
+        return found
 
     async def update(
         self,

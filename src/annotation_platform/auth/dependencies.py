@@ -18,6 +18,8 @@ from annotation_platform.core.rate_limit import rate_limiter_of
 from annotation_platform.models import User
 
 LOGIN_PATH = "/api/v1/auth/jwt/login"
+# Reads may be answered from the cache; writes load (and lock) what they change from the database.
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 bearer_scheme = OAuth2PasswordBearer(
     tokenUrl=LOGIN_PATH,
@@ -43,7 +45,9 @@ async def current_principal(
 ) -> Principal:
     """The caller, from a bearer token or else an API key."""
     if token or not api_key:
-        principal = await auth_service.authenticate(session, settings, token=token)
+        principal = await auth_service.authenticate(
+            session, settings, token=token, cacheable=request.method in READ_METHODS
+        )
     else:
         principal = await api_key_service.authenticate(
             session, settings, key=api_key, method=request.method, ip=client_ip(request)

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+import orjson
 from fastapi.security import OAuth2PasswordRequestForm
 from limits import RateLimitItem, RateLimitItemPerSecond
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +19,7 @@ from annotation_platform.auth.manager import user_manager_for
 from annotation_platform.auth.repository import auth_session_repository
 from annotation_platform.auth.schemas import SessionRead
 from annotation_platform.config import Settings
+from annotation_platform.core.cache import AUTH, cache_of, decode_row, dumps, encode_row
 from annotation_platform.core.errors import AppError, BadRequest, NotAuthenticated, NotFound
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.rate_limit import RateLimiter
@@ -149,20 +151,43 @@ class AuthService:
         )
         return IssuedToken(token=token, lifetime_seconds=settings.access_token_lifetime_seconds)
 
-    async def authenticate(self, session: AsyncSession, settings: Settings, *, token: str | None) -> Principal:
+    async def authenticate(
+        self, session: AsyncSession, settings: Settings, *, token: str | None, cacheable: bool = False
+    ) -> Principal:
+        """The caller of a bearer token. `cacheable` (reads only): the look-up may come from the cache, whose
+        entry lives no longer than the session's next touch, and any write to users or sessions retires it."""
         if not token:
             raise NotAuthenticated(
                 "Send `Authorization: Bearer <token>` from POST /api/v1/auth/jwt/login, or `X-API-Key: <key>`."
             )
         now = utcnow()
-        found = await auth_session_repository.get_live_with_user(session, token_hash=hash_token(token), now=now)
+        token_hash = hash_token(token)
+        cache = cache_of(session) if cacheable else None
+        generations: list[int] = []
+        if cache is not None:
+            cached, generations = await cache.lookup(f"auth:{token_hash}", (AUTH,))
+            if cached is not None:
+                entry = orjson.loads(cached)
+                if entry["touch_by"] > now.timestamp():
+                    user = decode_row(User, entry["user"])
+                    return Principal(user=user, session_id=uuid.UUID(entry["session_id"]))
+        found = await auth_session_repository.get_live_with_user(session, token_hash=token_hash, now=now)
         if found is None:
             raise NotAuthenticated("The token is invalid, expired or revoked. Log in again.")
         auth_session, user = found
         if not user.is_active:
             raise NotAuthenticated("The account is disabled.")
-        if (now - auth_session.last_seen_at).total_seconds() >= settings.session_touch_interval_seconds:
+        last_seen = auth_session.last_seen_at
+        if (now - last_seen).total_seconds() >= settings.session_touch_interval_seconds:
             await auth_session_repository.touch(session, session_id=auth_session.id, now=now)
+            last_seen = now
+        if cache is not None:
+            touch_by = min(
+                last_seen.timestamp() + settings.session_touch_interval_seconds, auth_session.expires_at.timestamp()
+            )
+            user_row = {**encode_row(user), "hashed_password": ""}  # the hash never leaves the database
+            entry = {"session_id": auth_session.id, "touch_by": touch_by, "user": user_row}
+            await cache.store(f"auth:{token_hash}", generations, dumps(entry))
         return Principal(user=user, session_id=auth_session.id)
 
     async def sessions(

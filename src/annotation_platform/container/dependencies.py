@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
 
-from annotation_platform.auth.dependencies import CurrentUser
+from annotation_platform.auth.dependencies import READ_METHODS, CurrentUser
 from annotation_platform.container.service import ContainerAccess, container_service
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.ids import path_id
@@ -17,9 +17,15 @@ ContainerIdPath = Annotated[str, Path(description="Container id.")]
 
 
 def container_access(action: Action) -> Callable[..., Awaitable[ContainerAccess]]:
-    async def dependency(container_id: ContainerIdPath, user: CurrentUser, session: SessionDep) -> ContainerAccess:
+    async def dependency(
+        request: Request, container_id: ContainerIdPath, user: CurrentUser, session: SessionDep
+    ) -> ContainerAccess:
         return await container_service.access(
-            session, container_id=path_id(container_id, "container"), user=user, action=action
+            session,
+            container_id=path_id(container_id, "container"),
+            user=user,
+            action=action,
+            cacheable=request.method in READ_METHODS,
         )
 
     return dependency

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,15 @@ from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.change.service import ChangeAction, change_service
 from annotation_platform.container.repository import container_repository
 from annotation_platform.container.schemas import ContainerCreate, ContainerRead, ContainerUpdate, ItemSchemaVersionRead
+from annotation_platform.core.cache import (
+    Cache,
+    cache_of,
+    container_scope,
+    decode_row,
+    dumps,
+    encode_row,
+    project_scope,
+)
 from annotation_platform.core.errors import Conflict, ValidationFailed
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
@@ -33,6 +43,10 @@ class InvalidItemSchema(ValidationFailed):
     code = "invalid_item_schema"
     title = "Invalid item schema"
     description = "`item_schema` is not a valid JSON Schema (draft 2020-12). Fix the schema."
+
+
+_PROJECT_OF_CONTAINER_SIZE = 100_000
+_project_of_container: dict[uuid.UUID, uuid.UUID] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +72,39 @@ def check_item_schema(item_schema: dict[str, Any] | None) -> None:
 
 class ContainerService:
     async def access(
-        self, session: AsyncSession, *, container_id: uuid.UUID, user: User, action: Action
+        self, session: AsyncSession, *, container_id: uuid.UUID, user: User, action: Action, cacheable: bool = False
     ) -> ContainerAccess:
-        found = await container_repository.get_with_role(session, container_id, user)
+        """The container with the caller's role, checked for `action`. `cacheable` (reads only): the look-up may
+        come from the cache; a write to the container, its items, its project or the memberships retires it."""
+        cache = cache_of(session) if cacheable else None
+        if cache is None:
+            found = await container_repository.get_with_role(session, container_id, user)
+        else:
+            found = await self._cached_with_role(session, cache, container_id, user)
         container, role = authorize_found(found, user, action, "container")
         return ContainerAccess(container=container, role=role)
+
+    async def _cached_with_role(
+        self, session: AsyncSession, cache: Cache, container_id: uuid.UUID, user: User
+    ) -> tuple[Container, str | None] | None:
+        """A container never moves to another project, so its project (hence its scopes) is remembered here."""
+        key = f"container:{container_id}:{user.id}"
+        project_id = _project_of_container.get(container_id)
+        generations: list[int] = []
+        if project_id is not None:
+            cached, generations = await cache.lookup(key, (project_scope(project_id), container_scope(container_id)))
+            if cached is not None:
+                entry = orjson.loads(cached)
+                return decode_row(Container, entry["container"]), entry["role"]
+        found = await container_repository.get_with_role(session, container_id, user)
+        if found is not None and project_id is not None:
+            entry = {"container": encode_row(found[0]), "role": found[1]}
+            await cache.store(key, generations, dumps(entry))
+        elif found is not None:
+            if len(_project_of_container) >= _PROJECT_OF_CONTAINER_SIZE:
+                _project_of_container.clear()
+            _project_of_container[container_id] = found[0].project_id
+        return found
 
     async def create(self, session: AsyncSession, *, access: ProjectAccess, data: ContainerCreate) -> ContainerRead:
         check_item_schema(data.item_schema)

@@ -52,11 +52,15 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine, queue: Any = None) -> async_sessionmaker[AsyncSession]:
-    """Sessions of this maker send the tasks enqueued with `core.queue.enqueue_after_commit` to `queue`."""
+def create_sessionmaker(engine: AsyncEngine, queue: Any = None, cache: Any = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions of this maker send the tasks enqueued with `core.queue.enqueue_after_commit` to `queue`, and
+    retire the entries of `cache` their commits make stale (core/cache.py)."""
+    from annotation_platform.core.cache import CACHE_INFO_KEY
     from annotation_platform.core.queue import QUEUE_INFO_KEY
 
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info={QUEUE_INFO_KEY: queue})
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, info={QUEUE_INFO_KEY: queue, CACHE_INFO_KEY: cache}
+    )
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import re
 import time
@@ -137,3 +138,60 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+class CompressionMiddleware:
+    """gzip for whole answers of at least `minimum_size` bytes, to clients that accept it.
+
+    Streamed answers (Server-Sent Events, export downloads, whose `Content-Length` is the file's) pass untouched,
+    and so do answers with a strong `ETag` (an annotation's version, compared byte for byte by `If-Match`).
+    """
+
+    def __init__(self, app: ASGIApp, minimum_size: int, level: int = 5) -> None:
+        self.app = app
+        self.minimum_size = minimum_size
+        self.level = level
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _accepts_gzip(scope):
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        passthrough = False
+
+        async def compressing_send(message: Message) -> None:
+            nonlocal start, passthrough
+            if passthrough:
+                await send(message)
+                return
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            assert start is not None  # noqa: S101 - the ASGI protocol sends the start first  # nosec B101
+            passthrough = True
+            headers = MutableHeaders(scope=start)
+            body = message.get("body", b"")
+            if (
+                message["type"] == "http.response.body"
+                and not message.get("more_body", False)
+                and len(body) >= self.minimum_size
+                and "content-encoding" not in headers
+                and not headers.get("etag", "W/").startswith('"')
+                and start["status"] == 200
+            ):
+                body = gzip.compress(body, compresslevel=self.level, mtime=0)
+                headers["Content-Encoding"] = "gzip"
+                headers["Content-Length"] = str(len(body))
+                headers.add_vary_header("Accept-Encoding")
+                message = {**message, "body": body}
+            await send(start)
+            await send(message)
+
+        await self.app(scope, receive, compressing_send)
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"accept-encoding":
+            return b"gzip" in value.lower()
+    return False

@@ -134,16 +134,33 @@ def page_response(
 ) -> Response:
     """The page as JSON, with a `Link: <...>; rel="next"` header when there is a next page (by default: when
     there is a next cursor; a feed hands out a cursor to resume from even when it has nothing more yet)."""
-    body = b"".join(
+    items_json = b"[" + b",".join(item.__pydantic_serializer__.to_json(item) for item in items) + b"]"
+    body = page_body(items_json, next_cursor, total)
+    return json_page_response(request, body, next_cursor, public_base_url, has_next=has_next)
+
+
+def page_body(items_json: bytes, next_cursor: str | None, total: int | None) -> bytes:
+    """The page document around `items_json`, a JSON array serialised in one go (no per-object Python work)."""
+    return b"".join(
         (
-            b'{"items":[',
-            b",".join(item.__pydantic_serializer__.to_json(item) for item in items),
-            b'],"next_cursor":',
+            b'{"items":',
+            items_json,
+            b',"next_cursor":',
             orjson.dumps(next_cursor),
             b',"total":' + orjson.dumps(total) if total is not None else b"",
             b"}",
         )
     )
+
+
+def json_page_response(
+    request: Request,
+    body: bytes,
+    next_cursor: str | None,
+    public_base_url: str | None = None,
+    *,
+    has_next: bool | None = None,
+) -> Response:
     headers = {}
     if next_cursor is not None and has_next is not False:
         headers["Link"] = f'<{next_page_url(request, next_cursor, public_base_url)}>; rel="next"'

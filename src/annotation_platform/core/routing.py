@@ -3,6 +3,10 @@
 JSON bodies must say they are JSON (415 otherwise), are parsed by orjson (strict UTF-8: a lone surrogate is
 malformed JSON, 400) and may not contain NUL characters, which PostgreSQL cannot store in text (422).
 
+Reads are conditional: every 200 answer to a GET carries an `ETag` (the route's own, such as an annotation's
+version, or else a weak one hashed from the body), `If-None-Match` naming it answers 304 with no body, and
+`Cache-Control` says how clients and proxies may keep it (`no-store` for personal data).
+
 An operation marked with `**deprecated(since=..., sunset=...)` is `deprecated: true` in the OpenAPI document
 and answers with `Deprecation`, `Sunset` and `Link: <...>; rel="deprecation"` headers (docs/api-versioning.md).
 """
@@ -10,6 +14,7 @@ and answers with `Deprecation`, `Sunset` and `Link: <...>; rel="deprecation"` he
 from __future__ import annotations
 
 import calendar
+import hashlib
 from collections.abc import Callable, Coroutine
 from datetime import date
 from email.message import Message
@@ -20,6 +25,7 @@ import orjson
 from fastapi import Request, Response, params
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import FileResponse, StreamingResponse
 
 from annotation_platform.core.errors import UnsupportedMediaType
 
@@ -59,6 +65,36 @@ class JsonRequest(Request):
         return self._json
 
 
+# Operations under these tags answer with personal data (accounts, sessions, keys, the audit trail): no cache
+# anywhere may store them. Everything else may be kept by the client alone and revalidated (`no-cache`).
+PERSONAL_TAGS = frozenset({"auth", "users", "api-keys", "audit"})
+PERSONAL_CACHE_CONTROL = "private, no-store"
+SHARED_CACHE_CONTROL = "private, no-cache"
+CONDITIONAL_METHODS = frozenset({"GET", "HEAD"})
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 If-None-Match: `*` or a list of entity tags, compared weakly (a `W/` prefix is ignored)."""
+    opaque = etag.removeprefix("W/")
+    return any(tag == "*" or tag.strip().removeprefix("W/") == opaque for tag in if_none_match.split(","))
+
+
+def conditional(request: Request, response: Response, cache_control: str) -> Response:
+    """Adds `ETag` and `Cache-Control` to a whole (not streamed) 200 answer; 304 when the client has it."""
+    if response.status_code != 200 or isinstance(response, StreamingResponse | FileResponse):
+        return response
+    etag = response.headers.get("etag")
+    if etag is None:
+        etag = f'W/"{hashlib.blake2b(response.body, digest_size=16).hexdigest()}"'
+        response.headers["ETag"] = etag
+    response.headers.setdefault("Cache-Control", cache_control)
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
+        kept = {name: value for name, value in response.headers.items() if name in ("etag", "cache-control", "link")}
+        return Response(status_code=304, headers=kept)
+    return response
+
+
 # The API reference, where a deprecated operation says what replaces it.
 DEPRECATION_DOCS = "/docs"
 SUNSET_KEY = "x-sunset"
@@ -96,6 +132,8 @@ def deprecation_headers(extra: dict[str, Any]) -> dict[str, str]:
 class ApiRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
+        personal = not PERSONAL_TAGS.isdisjoint(str(tag) for tag in self.tags)
+        cache_control = PERSONAL_CACHE_CONTROL if personal else SHARED_CACHE_CONTROL
         extra = self.openapi_extra or {}
         sunset_headers = deprecation_headers(extra) if SUNSET_KEY in extra else {}
 
@@ -105,6 +143,8 @@ class ApiRoute(APIRoute):
                 if name == "Link" and "link" in response.headers:
                     value = f"{response.headers['link']}, {value}"
                 response.headers[name] = value
+            if request.method in CONDITIONAL_METHODS:
+                return conditional(request, response, cache_control)
             return response
 
         if self.body_field is None:

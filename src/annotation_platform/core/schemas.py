@@ -97,3 +97,12 @@ TypeSlug = Annotated[
     StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$"),
     Field(description="Lower-case letters, digits and underscores, starting with a letter."),
 ]
+
+
+MAX_BULK_ROWS = 10_000
+
+
+class BulkIds(InputModel):
+    """The rows a bulk delete removes: all of them, or none when any is wrong."""
+
+    ids: list[IdRef] = Field(min_length=1, max_length=MAX_BULK_ROWS, description="Up to 10,000 ids.")

@@ -13,10 +13,18 @@ from annotation_platform.core.errors import (
     NotFound,
     problem_responses,
 )
-from annotation_platform.core.pagination import Page, PageParamsDep, page_response
+from annotation_platform.core.pagination import Page, PageParamsDep, json_page_response
 from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.schemas import BulkIds
 from annotation_platform.item.dependencies import ItemManager, ItemReader
-from annotation_platform.item.schemas import ItemBulkCreate, ItemBulkRead, ItemCreate, ItemRead, ItemUpdate
+from annotation_platform.item.schemas import (
+    ItemBulkCreate,
+    ItemBulkRead,
+    ItemBulkUpdate,
+    ItemCreate,
+    ItemRead,
+    ItemUpdate,
+)
 from annotation_platform.item.service import (
     BulkRowsInvalid,
     ContentConflictsWithAnnotations,
@@ -41,8 +49,8 @@ async def list_items(
     request: Request, access: ContainerReader, session: SessionDep, settings: SettingsDep, page: PageParamsDep
 ) -> Response:
     """The container's items in `sequence` order."""
-    items, cursor, total = await item_service.page(session, access=access, params=page)
-    return page_response(request, items, cursor, total, settings.public_base_url)
+    body, cursor = await item_service.page(session, access=access, params=page)
+    return json_page_response(request, body, cursor, settings.public_base_url)
 
 
 @router.post(
@@ -80,6 +88,36 @@ async def bulk_create_items(
     items = await item_service.bulk_create(session, access=access, items=body.items)
     response.headers["Location"] = f"/api/v1/containers/{access.container.id}/items"
     return ItemBulkRead(items=items)
+
+
+@router.patch(
+    "/containers/{container_id}/items/bulk",
+    operation_id="bulkUpdateItems",
+    response_model=ItemBulkRead,
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, BulkRowsInvalid, *_BODY_ERRORS),
+)
+async def bulk_update_items(body: ItemBulkUpdate, access: ContainerManager, session: SessionDep) -> ItemBulkRead:
+    """Give up to 10,000 items of the container new metadata at once, all or nothing (managers and owners).
+
+    Each row's metadata must match the container's item schema. When any row is wrong nothing is written and
+    the 422 lists every failing row by its index.
+    """
+    return ItemBulkRead(items=await item_service.bulk_update(session, access=access, rows=body.items))
+
+
+@router.post(
+    "/containers/{container_id}/items/bulk-delete",
+    operation_id="bulkDeleteItems",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, BulkRowsInvalid, *BODY_ERRORS),
+)
+async def bulk_delete_items(body: BulkIds, access: ContainerManager, session: SessionDep) -> Response:
+    """Delete up to 10,000 items of the container and their annotations, all or nothing (managers and owners).
+
+    When any id is not an item of this container nothing is deleted and the 422 lists each such id's index.
+    """
+    await item_service.bulk_delete(session, access=access, ids=body.ids)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

@@ -7,13 +7,26 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, Uuid, func, insert, literal, null, select, update
+from sqlalchemy import Select, String, Uuid, delete, func, insert, literal, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
-from annotation_platform.core.sql import rows_where_in
+from annotation_platform.core.sql import IN_LIST_CHUNK, rows_where_in
 from annotation_platform.core.types import UTCDateTime
 from annotation_platform.models import Annotation, Container, Item, Membership, User
+
+READ_COLUMNS = (
+    Item.id,
+    Item.container_id,
+    Item.external_id,
+    Item.content,
+    Item.metadata_,
+    Item.sequence,
+    Item.parent_id,
+    Item.schema_version,
+    Item.created_at,
+    Item.updated_at,
+)
 
 
 class ItemRepository:
@@ -36,10 +49,10 @@ class ItemRepository:
 
     async def page(
         self, session: AsyncSession, container_id: uuid.UUID, params: PageParams
-    ) -> tuple[list[Item], str | None]:
-        statement = select(Item).where(Item.container_id == container_id)
-        rows, cursor = await fetch_page(session, statement, self.keyset, params, lambda r: (r[0].sequence, r[0].id))
-        return [row[0] for row in rows], cursor
+    ) -> tuple[list[Any], str | None]:
+        """Plain rows (attributes named as `Item`'s), not ORM objects: a page costs no identity-map work."""
+        statement = select(*READ_COLUMNS).where(Item.container_id == container_id)
+        return await fetch_page(session, statement, self.keyset, params, lambda r: (r.sequence, r.id))
 
     async def ids_by_external_id(
         self, session: AsyncSession, container_id: uuid.UUID, external_ids: Sequence[str]
@@ -61,6 +74,54 @@ class ItemRepository:
 
     async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         await session.execute(insert(Item), rows)
+
+    async def read_many(self, session: AsyncSession, container_id: uuid.UUID, item_ids: list[uuid.UUID]) -> list[Any]:
+        statement = select(*READ_COLUMNS).where(Item.container_id == container_id)
+        rows = await rows_where_in(session, statement, Item.id, item_ids, Uuid())
+        order = {item_id: index for index, item_id in enumerate(item_ids)}
+        return sorted(rows, key=lambda row: order[row.id])
+
+    async def update_metadata(self, session: AsyncSession, container_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+        """One executemany by primary key, kept inside the container."""
+        statement = update(Item).where(Item.container_id == container_id)
+        await session.execute(statement.execution_options(synchronize_session=None), rows)
+
+    async def delete_many(self, session: AsyncSession, container_id: uuid.UUID, item_ids: list[uuid.UUID]) -> None:
+        """Deletes the items (their annotations go with them); items that replied to them keep no parent."""
+        for start in range(0, len(item_ids), IN_LIST_CHUNK):
+            chunk = item_ids[start : start + IN_LIST_CHUNK]
+            await session.execute(
+                update(Item)
+                .where(Item.container_id == container_id, Item.parent_id.in_(chunk))
+                .values(parent_id=None)
+                .execution_options(synchronize_session=False)
+            )
+            await session.execute(
+                delete(Item)
+                .where(Item.container_id == container_id, Item.id.in_(chunk))
+                .execution_options(synchronize_session=False)
+            )
+
+    def replies_changes_of(
+        self,
+        container_id: uuid.UUID,
+        item_ids: list[uuid.UUID],
+        *,
+        project_id: uuid.UUID,
+        changed_by: uuid.UUID | None,
+        now: datetime,
+    ) -> Select[Any]:
+        """The `updated` change-feed entries of the replies (not themselves deleted) that lose these parents."""
+        return select(
+            literal(project_id, Uuid()),
+            literal("item"),
+            Item.id,
+            Item.container_id,
+            literal("updated"),
+            null(),
+            literal(changed_by, Uuid()),
+            literal(now, UTCDateTime()),
+        ).where(Item.container_id == container_id, Item.parent_id.in_(item_ids), Item.id.not_in(item_ids))
 
     def detach_changes_of(
         self, item: Item, *, project_id: uuid.UUID, changed_by: uuid.UUID | None, now: datetime

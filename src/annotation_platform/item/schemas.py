@@ -48,6 +48,17 @@ class ItemBulkCreate(InputModel):
     )
 
 
+class ItemBulkUpdateRow(InputModel):
+    id: IdRef
+    metadata: JsonObject = Field(description="The item's new metadata (replaces the old); checked against the schema.")
+
+
+class ItemBulkUpdate(InputModel):
+    items: list[ItemBulkUpdateRow] = Field(
+        min_length=1, max_length=10_000, description="Up to 10,000 items of this container, changed all or none."
+    )
+
+
 class ItemUpdate(PatchModel, _ParentRef):
     nullable_fields: ClassVar[frozenset[str]] = frozenset({"parent_id", "parent_external_id"})
 

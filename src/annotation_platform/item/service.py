@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.annotation.repository import annotation_repository
@@ -19,12 +20,14 @@ from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.change.service import change_service
 from annotation_platform.container.repository import container_repository
 from annotation_platform.container.service import ContainerAccess
+from annotation_platform.core.cache import cache_of, container_scope
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from annotation_platform.core.ids import uuid7
-from annotation_platform.core.pagination import PageParams
+from annotation_platform.core.pagination import PageParams, page_body
+from annotation_platform.core.sql import IN_LIST_CHUNK
 from annotation_platform.core.types import utcnow
 from annotation_platform.item.repository import item_repository
-from annotation_platform.item.schemas import ItemCreate, ItemRead, ItemUpdate
+from annotation_platform.item.schemas import ItemBulkUpdateRow, ItemCreate, ItemRead, ItemUpdate
 from annotation_platform.models import Container, Item, Role, User
 from annotation_platform.project.permissions import Action, authorize_found
 from annotation_platform.webhook.events import ITEM_CREATED, ITEM_DELETED, ITEM_UPDATED, emit
@@ -54,6 +57,12 @@ class BulkRowsInvalid(ValidationFailed):
     description = "Nothing was written. `errors` names each failing row by its index in `items`; fix them and resend."
 
 
+class ItemNotInContainer(ValidationFailed):
+    code = "item_not_found"
+    title = "Item not in this container"
+    description = "A row names an item that is not in this container. Check `item_id` / `item_external_id` / `id`."
+
+
 class ContentConflictsWithAnnotations(Conflict):
     code = "content_conflicts_with_annotations"
     title = "Content too short for its annotations"
@@ -76,6 +85,9 @@ class ItemAccess:
     item: Item
     role: Role
     project_id: uuid.UUID
+
+
+_ITEM_LIST = TypeAdapter(list[ItemRead])
 
 
 def _to_read(item: Item) -> ItemRead:
@@ -104,10 +116,23 @@ class ItemService:
 
     async def page(
         self, session: AsyncSession, *, access: ContainerAccess, params: PageParams
-    ) -> tuple[list[ItemRead], str | None, int | None]:
-        items, cursor = await item_repository.page(session, access.container.id, params)
-        total = access.container.item_count if params.include_total else None
-        return [_to_read(item) for item in items], cursor, total
+    ) -> tuple[bytes, str | None]:
+        """The page's JSON and the next cursor. Pages are cached until the container or its items change."""
+        container_id = access.container.id
+        cache = cache_of(session)
+        key = f"items:{container_id}:{params.limit}:{int(params.include_total)}:{params.cursor or ''}"
+        generations: list[int] = []
+        if cache is not None:
+            cached, generations = await cache.lookup(key, (container_scope(container_id),))
+            if cached is not None:
+                cursor_bytes, _, body = cached.partition(b"\n")
+                return body, cursor_bytes.decode() or None
+        rows, cursor = await item_repository.page(session, container_id, params)
+        items_json = _ITEM_LIST.dump_json(_ITEM_LIST.validate_python(rows, from_attributes=True))
+        body = page_body(items_json, cursor, access.container.item_count if params.include_total else None)
+        if cache is not None:
+            await cache.store(key, generations, (cursor or "").encode() + b"\n" + body)
+        return body, cursor
 
     async def create(self, session: AsyncSession, *, access: ContainerAccess, data: ItemCreate) -> ItemRead:
         rows, errors = await self._prepare(session, access.container, [data])
@@ -146,6 +171,114 @@ class ItemService:
         )
         await emit(session, access.container.project_id, ITEM_CREATED, _event_data(created))
         return created
+
+    async def bulk_update(
+        self, session: AsyncSession, *, access: ContainerAccess, rows: list[ItemBulkUpdateRow]
+    ) -> list[ItemRead]:
+        """New metadata for many items of the container, all or none."""
+        container = access.container
+        ids = [row.id for row in rows]
+        known = await item_repository.existing_ids(session, container.id, ids)
+        validator = Draft202012Validator(container.item_schema) if container.item_schema is not None else None
+        errors: list[dict[str, Any]] = []
+        seen: set[uuid.UUID] = set()
+        for index, row in enumerate(rows):
+            if row.id not in known:
+                errors.append(_row_error(index, "id", "No such item in this container.", ItemNotInContainer.code))
+            elif row.id in seen:
+                errors.append(_row_error(index, "id", "Repeats an earlier row's item.", DuplicateExternalId.code))
+            seen.add(row.id)
+            problem = _first_schema_error(validator, row.metadata) if validator is not None else None
+            if problem:
+                errors.append(_row_error(index, "metadata", problem, MetadataInvalid.code))
+        if errors:
+            raise BulkRowsInvalid(_invalid_rows(errors, len(rows)), errors=errors)
+        now = utcnow()
+        schema_version = container.item_schema_version
+        await item_repository.update_metadata(
+            session,
+            container.id,
+            [
+                {"id": row.id, "metadata_": row.metadata, "schema_version": schema_version, "updated_at": now}
+                for row in rows
+            ],
+        )
+        await change_service.record(
+            session,
+            project_id=container.project_id,
+            resource_type="item",
+            action="updated",
+            entries=[(row.id, container.id, None) for row in rows],
+        )
+        audit_service.record(
+            session,
+            action="item.bulk_update",
+            resource_type="container",
+            resource_id=container.id,
+            project_id=container.project_id,
+            after={"items_updated": len(rows)},
+        )
+        updated = _ITEM_LIST.validate_python(
+            await item_repository.read_many(session, container.id, ids), from_attributes=True
+        )
+        await emit(session, container.project_id, ITEM_UPDATED, _event_data(updated))
+        return updated
+
+    async def bulk_delete(self, session: AsyncSession, *, access: ContainerAccess, ids: list[uuid.UUID]) -> None:
+        """Deletes many items of the container and their annotations, all or none."""
+        container = access.container
+        known = await item_repository.existing_ids(session, container.id, ids)
+        errors = [
+            _row_error(index, "", "No such item in this container.", ItemNotInContainer.code, field="ids")
+            for index, item_id in enumerate(ids)
+            if item_id not in known
+        ]
+        if errors:
+            raise BulkRowsInvalid(_invalid_rows(errors, len(ids)), errors=errors)
+        unique = list(dict.fromkeys(ids))
+        gone = _ITEM_LIST.validate_python(
+            await item_repository.read_many(session, container.id, unique), from_attributes=True
+        )
+        await self._history_of_deleting(session, container, unique)
+        await item_repository.delete_many(session, container.id, unique)
+        await emit(session, container.project_id, ITEM_DELETED, _event_data(gone))
+        await container_repository.add_to_item_count(session, container.id, -len(unique))
+        audit_service.record(
+            session,
+            action="item.bulk_delete",
+            resource_type="container",
+            resource_id=container.id,
+            project_id=container.project_id,
+            before={"items_deleted": len(unique)},
+        )
+
+    async def _history_of_deleting(self, session: AsyncSession, container: Container, ids: list[uuid.UUID]) -> None:
+        """As for one item: its annotations' `deleted` revisions and entries, an `updated` entry for each reply
+        that loses its parent, and the items' `deleted` entries; in chunks the database's IN lists can take."""
+        changed_by, now = context_of(session).user_id, utcnow()
+        for start in range(0, len(ids), IN_LIST_CHUNK):
+            chunk = ids[start : start + IN_LIST_CHUNK]
+            annotations = annotation_repository.ids_on_items(container.id, chunk)
+            await annotation_repository.insert_deletion_revisions(session, annotations, changed_by=changed_by, now=now)
+            await change_service.record_from(
+                session,
+                annotation_repository.deletion_changes_of(
+                    annotations, project_id=container.project_id, changed_by=changed_by, now=now
+                ),
+            )
+            await change_service.record_from(
+                session,
+                item_repository.replies_changes_of(
+                    container.id, chunk, project_id=container.project_id, changed_by=changed_by, now=now
+                ),
+            )
+        await change_service.record(
+            session,
+            project_id=container.project_id,
+            resource_type="item",
+            action="deleted",
+            entries=[(item_id, container.id, None) for item_id in ids],
+        )
 
     async def update(self, session: AsyncSession, *, access: ItemAccess, data: ItemUpdate) -> ItemRead:
         item = access.item
@@ -351,6 +484,15 @@ class ItemService:
             )
             for row in rows
         ]
+
+
+def _row_error(index: int, name: str, message: str, code: str, *, field: str = "items") -> dict[str, Any]:
+    """One failing row of a bulk body, by its index (`name`: the field of the row, if any)."""
+    return {"loc": ["body", field, index, *([name] if name else [])], "msg": message, "type": code}
+
+
+def _invalid_rows(errors: list[dict[str, Any]], total: int) -> str:
+    return f"{len({error['loc'][2] for error in errors})} of {total} rows are invalid; nothing was written."
 
 
 def _first_schema_error(validator: Draft202012Validator, metadata: dict[str, Any]) -> str | None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.audit.service import audit_service, changed_fields
+from annotation_platform.core.cache import Cache, cache_of, decode_row, dumps, encode_row, project_scope
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.models import Membership, Project, Role, User
@@ -43,12 +45,31 @@ def to_read(project: Project, my_role: str | None) -> ProjectRead:
 
 class ProjectService:
     async def access(
-        self, session: AsyncSession, *, project_id: uuid.UUID, user: User, action: Action
+        self, session: AsyncSession, *, project_id: uuid.UUID, user: User, action: Action, cacheable: bool = False
     ) -> ProjectAccess:
-        found = await project_repository.get_with_role(session, project_id, user)
+        """The project with the caller's role, checked for `action`. `cacheable` (reads only): the look-up may
+        come from the cache; a write to the project or its memberships retires the entry."""
+        cache = cache_of(session) if cacheable else None
+        if cache is None:
+            found = await project_repository.get_with_role(session, project_id, user)
+        else:
+            found = await self._cached_with_role(session, cache, project_id, user)
         project, role = authorize_found(found, user, action, "project")
         my_role = found[1] if found else None
         return ProjectAccess(project=project, role=role, my_role=Role(my_role) if my_role else None)
+
+    async def _cached_with_role(
+        self, session: AsyncSession, cache: Cache, project_id: uuid.UUID, user: User
+    ) -> tuple[Project, str | None] | None:
+        key = f"project:{project_id}:{user.id}:{int(user.acts_as_superuser)}"
+        cached, generations = await cache.lookup(key, (project_scope(project_id),))
+        if cached is not None:
+            entry = orjson.loads(cached)
+            return decode_row(Project, entry["project"]), entry["role"]
+        found = await project_repository.get_with_role(session, project_id, user)
+        if found is not None:
+            await cache.store(key, generations, dumps({"project": encode_row(found[0]), "role": found[1]}))
+        return found
 
     async def create(self, session: AsyncSession, *, user: User, data: ProjectCreate) -> ProjectRead:
         project = Project(id=uuid7(), **data.model_dump(), created_by=user.id)

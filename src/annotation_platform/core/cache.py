@@ -1,0 +1,328 @@
+"""The read cache: hot look-ups (who is calling, a project or container with the caller's role, item pages)
+kept in Redis when `REDIS_URL` is set, in an in-process LRU otherwise.
+
+Invalidation is by generations. Every entry belongs to scopes (`p:<project id>`, `c:<container id>`, `auth`,
+and always `*`), each with a counter. An entry stores the counters it was read under and is ignored once any
+of them moved. The counters move after a commit that wrote a row of the scope: session events (installed once,
+for every session, in API and worker processes alike) collect the scopes from the ORM unit of work and from
+INSERT / UPDATE / DELETE statements, and bump them when the transaction commits, before the response is sent.
+A write whose scope cannot be told (a textual statement, an UPDATE without the key in its WHERE) bumps `*`,
+which retires every entry. With Redis the counters are shared, so a write in one process is seen by the next
+read in any other; the in-process LRU only sees its own process's writes (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+import redis
+from redis.asyncio import Redis
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, class_mapper
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, TextClause
+from sqlalchemy.sql.operators import eq
+
+from annotation_platform.config import Settings
+
+logger = logging.getLogger(__name__)
+
+CACHE_INFO_KEY = "annotation_platform.cache"
+_DIRTY_KEY = "annotation_platform.cache_dirty"
+EVERYTHING = "*"
+AUTH = "auth"
+_GEN_PREFIX = "apc:gen:"
+_ENTRY_PREFIX = "apc:e:"
+
+ModelT = TypeVar("ModelT")
+
+
+def project_scope(project_id: uuid.UUID) -> str:
+    return f"p:{project_id}"
+
+
+def container_scope(container_id: uuid.UUID) -> str:
+    return f"c:{container_id}"
+
+
+class Cache:
+    """Entries are bytes under a key, valid while the generations of their scopes have not moved."""
+
+    def __init__(self, ttl_seconds: int) -> None:
+        self.ttl_seconds = ttl_seconds
+
+    async def lookup(self, key: str, scopes: Sequence[str]) -> tuple[bytes | None, list[int]]:
+        """The entry if still valid, and the current generations (store a fresh read under these)."""
+        all_scopes = [EVERYTHING, *scopes]
+        stored, generations = await self._fetch(key, all_scopes)
+        if stored is None:
+            return None, generations
+        header, _, payload = stored.partition(b"\n")
+        return (payload if header == _header(generations) else None), generations
+
+    async def store(self, key: str, generations: Sequence[int], payload: bytes) -> None:
+        await self._put(key, _header(generations) + b"\n" + payload)
+
+    async def _fetch(self, key: str, scopes: Sequence[str]) -> tuple[bytes | None, list[int]]:
+        raise NotImplementedError
+
+    async def _put(self, key: str, value: bytes) -> None:
+        raise NotImplementedError
+
+    def bump(self, scopes: Iterable[str]) -> None:
+        """Moves the scopes' generations; called right after a commit (synchronously, inside it)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Releases connections."""
+
+
+def _header(generations: Sequence[int]) -> bytes:
+    return b",".join(str(generation).encode() for generation in generations)
+
+
+class LocalCache(Cache):
+    """An LRU of bounded size in this process: the embedded default, and a fallback for tests."""
+
+    def __init__(self, ttl_seconds: int, max_entries: int) -> None:
+        super().__init__(ttl_seconds)
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._generations: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    async def _fetch(self, key: str, scopes: Sequence[str]) -> tuple[bytes | None, list[int]]:
+        generations = [self._generations.get(scope, 0) for scope in scopes]
+        found = self._entries.get(key)
+        if found is None or found[0] < time.monotonic():
+            return None, generations
+        self._entries.move_to_end(key)
+        return found[1], generations
+
+    async def _put(self, key: str, value: bytes) -> None:
+        with self._lock:
+            self._entries[key] = (time.monotonic() + self.ttl_seconds, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def bump(self, scopes: Iterable[str]) -> None:
+        with self._lock:
+            for scope in scopes:
+                self._generations[scope] = self._generations.get(scope, 0) + 1
+
+
+class RedisCache(Cache):
+    """Entries and generations in Redis: one MGET per look-up; generations shared by every process."""
+
+    def __init__(self, url: str, ttl_seconds: int) -> None:
+        super().__init__(ttl_seconds)
+        self._async = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        # Bumps run inside the commit, which SQLAlchemy calls synchronously: a blocking client, one round trip.
+        self._sync = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+
+    async def _fetch(self, key: str, scopes: Sequence[str]) -> tuple[bytes | None, list[int]]:
+        try:
+            values = await self._async.mget([*(_GEN_PREFIX + scope for scope in scopes), _ENTRY_PREFIX + key])
+        except redis.RedisError:
+            logger.warning("cache unavailable; reading the database", exc_info=True)
+            return None, [-1] * len(scopes)  # never stored: -1 is no generation's value
+        entry = values[-1]
+        return (entry.encode() if isinstance(entry, str) else entry), [int(value or 0) for value in values[:-1]]
+
+    async def _put(self, key: str, value: bytes) -> None:
+        if value.startswith(b"-1"):
+            return
+        try:
+            await self._async.set(_ENTRY_PREFIX + key, value, ex=self.ttl_seconds)
+        except redis.RedisError:
+            logger.warning("cache unavailable; entry not stored", exc_info=True)
+
+    def bump(self, scopes: Iterable[str]) -> None:
+        names = [_GEN_PREFIX + scope for scope in scopes]
+        if not names:
+            return
+        try:
+            pipeline = self._sync.pipeline(transaction=False)
+            for name in names:
+                pipeline.incr(name)
+            pipeline.execute()
+        except redis.RedisError:
+            # The write is committed but cached reads of it may be stale until their TTL: say so loudly.
+            logger.error("cache invalidation failed for %s", names, exc_info=True)
+
+    async def close(self) -> None:
+        await self._async.aclose()
+        self._sync.close()
+
+
+def create_cache(settings: Settings) -> Cache | None:
+    if not settings.cache_enabled:
+        return None
+    if settings.redis_url:
+        return RedisCache(settings.redis_url, settings.cache_ttl_seconds)
+    return LocalCache(settings.cache_ttl_seconds, settings.cache_local_max_entries)
+
+
+def cache_of(session: Any) -> Cache | None:
+    """The cache of the session's process, if caching is on (an AsyncSession or a Session)."""
+    cache: Cache | None = session.info.get(CACHE_INFO_KEY)
+    return cache
+
+
+# --- encoding rows ---------------------------------------------------------------------------------------------
+
+
+def encode_row(instance: Any) -> dict[str, Any]:
+    """An ORM instance's column values (JSON-ready via orjson), to rebuild a detached copy with `decode_row`."""
+    return {attribute.key: getattr(instance, attribute.key) for attribute in class_mapper(type(instance)).column_attrs}
+
+
+def decode_row(model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """A detached instance from `encode_row`'s values, read back from JSON."""
+    converted: dict[str, Any] = {}
+    for attribute in class_mapper(model).column_attrs:
+        value = values.get(attribute.key)
+        if value is not None:
+            value = _from_json(attribute.columns[0].type, value)
+        converted[attribute.key] = value
+    return model(**converted)
+
+
+def _from_json(column_type: Any, value: Any) -> Any:
+    try:
+        python_type = column_type.python_type
+    except NotImplementedError:
+        return value
+    if python_type is uuid.UUID:
+        return uuid.UUID(value)
+    if python_type is datetime:
+        return datetime.fromisoformat(value)
+    if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
+        return python_type(value)
+    return value
+
+
+def dumps(value: Any) -> bytes:
+    """orjson, with anything it does not know (asyncpg's UUID type) written as its string."""
+    return orjson.dumps(value, default=str)
+
+
+# --- invalidation ----------------------------------------------------------------------------------------------
+
+# Columns whose updates do not change anything cached (bookkeeping written by reads).
+_BOOKKEEPING_COLUMNS = frozenset({"last_seen_at", "last_used_at"})
+
+
+def _scopes_of_table(table_name: str, values: dict[str, Any]) -> set[str] | None:
+    """The scopes a row of `table_name` with these known column values belongs to; None = not cached at all;
+    a set holding `*` when the key is unknown."""
+    if table_name == "items":
+        return {container_scope(values["container_id"])} if values.get("container_id") else {EVERYTHING}
+    if table_name == "containers":
+        scopes = {container_scope(values["id"])} if values.get("id") else {EVERYTHING}
+        if values.get("project_id"):
+            scopes.add(project_scope(values["project_id"]))
+        return scopes
+    if table_name == "projects":
+        return {project_scope(values["id"])} if values.get("id") else {EVERYTHING}
+    if table_name == "memberships":
+        return {project_scope(values["project_id"])} if values.get("project_id") else {EVERYTHING}
+    if table_name in ("users", "auth_sessions", "api_keys"):
+        return {AUTH}
+    return None
+
+
+def _mark(session: Session, scopes: Iterable[str]) -> None:
+    session.info.setdefault(_DIRTY_KEY, set()).update(scopes)
+
+
+def _on_after_flush(session: Session, _context: Any) -> None:
+    if session.info.get(CACHE_INFO_KEY) is None:
+        return
+    for instance in (*session.new, *session.dirty, *session.deleted):
+        table = getattr(type(instance), "__tablename__", None)
+        if table is None:
+            continue
+        scopes = _scopes_of_table(table, encode_row(instance) if table != "users" else {})
+        if scopes:
+            _mark(session, scopes)
+
+
+def _where_values(statement: Any) -> dict[str, Any]:
+    """`column = value` conditions of a statement's WHERE clause on its own table's columns, by column name."""
+    found: dict[str, Any] = {}
+    where = getattr(statement, "whereclause", None)
+    if where is None:
+        return found
+    for element in visitors.iterate(where):
+        if (
+            isinstance(element, BinaryExpression)
+            and element.operator is eq
+            and isinstance(element.right, BindParameter)
+            and getattr(element.left, "table", None) is statement.table
+        ):
+            found[element.left.name] = element.right.effective_value
+    return found
+
+
+def _on_execute(state: ORMExecuteState) -> None:
+    session = state.session
+    if session.info.get(CACHE_INFO_KEY) is None:
+        return
+    statement = state.statement
+    if isinstance(statement, TextClause):
+        if not statement.text.lstrip().upper().startswith(("SELECT", "ANALYZE", "TRUNCATE IMPORT_", "SET ")):
+            _mark(session, {EVERYTHING})
+        return
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    table_name = statement.table.name  # type: ignore[attr-defined]
+    if state.is_update:
+        set_columns = {getattr(column, "key", column) for column in (statement._values or {})}  # type: ignore[attr-defined]
+        if set_columns and set_columns <= _BOOKKEEPING_COLUMNS:
+            return
+    where = _where_values(statement)
+    parameters = state.parameters
+    rows: list[dict[str, Any]] = (
+        list(parameters) if isinstance(parameters, list) else [dict(parameters or {})]  # type: ignore[arg-type]
+    )
+    if state.is_insert and not parameters:
+        rows = [{getattr(column, "key", column): value for column, value in (statement._values or {}).items()}]  # type: ignore[attr-defined]
+    scopes: set[str] = set()
+    for row in rows:
+        found = _scopes_of_table(table_name, {**where, **_plain_keys(row)})
+        if found is None:
+            return
+        scopes |= found
+    _mark(session, scopes)
+
+
+def _plain_keys(row: dict[str, Any]) -> dict[str, Any]:
+    """Row values by column name (a statement's own values are keyed by column objects)."""
+    return {getattr(key, "key", key): value for key, value in row.items()}
+
+
+def _on_after_commit(session: Session) -> None:
+    scopes = session.info.pop(_DIRTY_KEY, None)
+    cache: Cache | None = session.info.get(CACHE_INFO_KEY)
+    if scopes and cache is not None:
+        cache.bump(scopes)
+
+
+def _install_listeners() -> None:
+    event.listen(Session, "after_flush", _on_after_flush)
+    event.listen(Session, "do_orm_execute", _on_execute)
+    event.listen(Session, "after_commit", _on_after_commit)
+
+
+_install_listeners()
