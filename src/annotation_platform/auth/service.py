@@ -185,7 +185,7 @@ class AuthService:
             touch_by = min(
                 last_seen.timestamp() + settings.session_touch_interval_seconds, auth_session.expires_at.timestamp()
             )
-            user_row = {**encode_row(user), "hashed_password": ""}  # the hash never leaves the database
+            user_row = {**encode_row(user), "hashed_password": ""}  # the hash never leaves the database  # nosec B105
             entry = {"session_id": auth_session.id, "touch_by": touch_by, "user": user_row}
             await cache.store(f"auth:{token_hash}", generations, dumps(entry))
         return Principal(user=user, session_id=auth_session.id)
