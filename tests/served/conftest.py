@@ -21,7 +21,7 @@ from annotation_platform.config import Settings
 from annotation_platform.core.queue import create_celery
 from tests.conftest import PASSWORD, make_settings, migrate
 from tests.test_serve_prod import STOP_TIMEOUT, production_server
-from tests.workers.test_worker import WORKER_START_TIMEOUT, Worker, _stop, worker_env
+from tests.workers.test_worker import WORKER_START_TIMEOUT, Worker, _stop, answers_ping, worker_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,7 +81,7 @@ def served_worker(served: Served, tmp_path_factory: pytest.TempPathFactory) -> I
     queue = create_celery(served.settings)
     try:
         deadline = time.monotonic() + WORKER_START_TIMEOUT
-        while not queue.control.ping(timeout=0.5):
+        while not answers_ping(queue):
             assert process.poll() is None, f"the worker exited:\n{worker.output()}"
             assert time.monotonic() < deadline, f"the worker did not answer:\n{worker.output()}"
         yield worker

@@ -75,6 +75,15 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 @dataclass
+def answers_ping(queue: Any) -> bool:
+    """Whether a worker answered. The folder broker writes a message file before its content, so a reader can
+    find it empty: that is a worker still answering, not an error."""
+    try:
+        return bool(queue.control.ping(timeout=0.5))
+    except ValueError:
+        return False
+
+
 class Worker:
     process: subprocess.Popen[bytes]
     log: Path
@@ -120,7 +129,7 @@ class Stack:
         worker = Worker(process, log)
         self.workers.append(worker)
         deadline = time.monotonic() + WORKER_START_TIMEOUT
-        while not self.app.state.queue.control.ping(timeout=0.5):
+        while not answers_ping(self.app.state.queue):
             assert process.poll() is None, f"the worker exited with {process.returncode}:\n{worker.output()}"
             assert time.monotonic() < deadline, (
                 f"the worker did not answer in {WORKER_START_TIMEOUT}s:\n{worker.output()}"

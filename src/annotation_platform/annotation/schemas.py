@@ -61,8 +61,8 @@ class AnnotationBulkUpdateRow(PatchModel):
     """One annotation's change: a new `type` (e.g. moving it to another label set), new `data`, or both."""
 
     id: IdRef
-    type: TypeSlug | None = None
-    data: JsonObject | None = None
+    type: TypeSlug | None = Field(default=None, examples=["stance"])
+    data: JsonObject | None = Field(default=None, examples=[{"value": "agree"}])
 
 
 class AnnotationBulkUpdate(InputModel):
