@@ -74,7 +74,6 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-@dataclass
 def answers_ping(queue: Any) -> bool:
     """Whether a worker answered. The folder broker writes a message file before its content, so a reader can
     find it empty: that is a worker still answering, not an error."""
@@ -84,6 +83,7 @@ def answers_ping(queue: Any) -> bool:
         return False
 
 
+@dataclass
 class Worker:
     process: subprocess.Popen[bytes]
     log: Path
