@@ -123,21 +123,6 @@ class ItemRepository:
             literal(now, UTCDateTime()),
         ).where(Item.container_id == container_id, Item.parent_id.in_(item_ids), Item.id.not_in(item_ids))
 
-    def detach_changes_of(
-        self, item: Item, *, project_id: uuid.UUID, changed_by: uuid.UUID | None, now: datetime
-    ) -> Select[Any]:
-        """The change-feed entries (`CHANGE_COLUMNS`, `changed_at`) of the replies that lose `item` as parent."""
-        return select(
-            literal(project_id, Uuid()),
-            literal("item"),
-            Item.id,
-            Item.container_id,
-            literal("updated"),
-            null(),
-            literal(changed_by, Uuid()),
-            literal(now, UTCDateTime()),
-        ).where(Item.parent_id == item.id, Item.container_id == item.container_id)
-
     async def detach_children(self, session: AsyncSession, item: Item) -> None:
         await session.execute(
             update(Item)

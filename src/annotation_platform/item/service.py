@@ -361,7 +361,9 @@ class ItemService:
         )
         await change_service.record_from(
             session,
-            item_repository.detach_changes_of(item, project_id=access.project_id, changed_by=changed_by, now=now),
+            item_repository.replies_changes_of(
+                item.container_id, [item.id], project_id=access.project_id, changed_by=changed_by, now=now
+            ),
         )
         await change_service.record(
             session,
