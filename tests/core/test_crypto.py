@@ -50,6 +50,7 @@ def test_a_dropped_key_a_wrong_context_or_a_changed_byte_do_not_decrypt() -> Non
     [
         ("", "no key"),
         ("k1", "not `id:key`"),
+        ("change-me", "keys generate"),
         ("bad id:AAAA", "not `id:key`"),
         ("k1:AAAA", "not 32"),
         ("k1:%%%", "not base64"),

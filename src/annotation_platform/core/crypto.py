@@ -73,7 +73,8 @@ class KeyRing:
             key_id, separator, encoded = entry.partition(":")
             if not separator or not KEY_ID.match(key_id):
                 raise KeyRingError(
-                    f"ENCRYPTION_KEYS entry {position} is not `id:key` with an id of letters, digits, '_' or '-'."
+                    f"ENCRYPTION_KEYS entry {position} is not `id:key` with an id of letters, digits, '_' or '-'; "
+                    "make one with `annotation-platform keys generate`."
                 )
             try:
                 key = _b64decode(encoded.strip())
