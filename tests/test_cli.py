@@ -31,6 +31,7 @@ from annotation_platform.config import ENCRYPTION_KEYS_FILE, SECRET_KEY_FILE, En
 from annotation_platform.core.crypto import KeyRing, generate_key_entry
 from annotation_platform.main import create_app
 from annotation_platform.models import Base
+from annotation_platform.observability.logs import ip_pseudonym, ip_pseudonym_key
 from tests.conftest import PASSWORD
 
 REPO = Path(__file__).resolve().parents[1]
@@ -370,6 +371,14 @@ def test_keys_generate_needs_no_settings_and_makes_a_usable_entry(tmp_path: Path
     ring = KeyRing.parse(entry)
     assert ring.decrypt_text(ring.encrypt_text("hello")) == "hello"
     assert run_cli(tmp_path, "keys", "generate", "--id", "bad id!").returncode == 2
+
+
+def test_logs_ip_ref_gives_the_pseudonym_the_logs_use(tmp_path: Path) -> None:
+    secret = "s" * 40
+    result = run_cli(tmp_path, "logs", "ip-ref", "203.0.113.7", SECRET_KEY=secret)
+
+    assert ok(result).strip() == ip_pseudonym("203.0.113.7", ip_pseudonym_key(secret))
+    assert run_cli(tmp_path, "logs", "ip-ref", "not-an-address", SECRET_KEY=secret).returncode == 2
 
 
 async def test_development_generates_a_secret_key_once_and_reuses_it(data_dir: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from annotation_platform.config import ConfigurationError, Settings, get_setting
 from annotation_platform.core.crypto import KeyRingError, generate_key_entry
 from annotation_platform.core.db import create_engine, create_sessionmaker
 from annotation_platform.core.errors import AppError
-from annotation_platform.observability.logs import configure_logging
+from annotation_platform.observability.logs import configure_logging, ip_pseudonym, ip_pseudonym_key
 
 T = TypeVar("T")
 
@@ -84,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("backup", metavar="ID|PATH")
     restore.set_defaults(handler=_backup_restore)
 
+    logs = commands.add_parser("logs", help="reading the logs").add_subparsers(required=True, metavar="ACTION")
+    ip_ref = logs.add_parser("ip-ref", help="the pseudonym that stands for an IP address in the logs")
+    ip_ref.add_argument("address")
+    ip_ref.set_defaults(handler=_logs_ip_ref)
+
     keys = commands.add_parser("keys", help="the key ring for data encrypted at rest (ENCRYPTION_KEYS)")
     key_actions = keys.add_subparsers(required=True, metavar="ACTION")
     generate = key_actions.add_parser(
@@ -92,6 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--id", dest="key_id", help="the key's id (default: random)")
     generate.set_defaults(handler=_keys_generate, without_settings=True)
     return parser
+
+
+def _logs_ip_ref(settings: Settings, args: argparse.Namespace) -> int:
+    """Logs carry keyed pseudonyms, not addresses; an operator looking for one source searches for this."""
+    try:
+        print(ip_pseudonym(args.address, ip_pseudonym_key(settings.resolved_secret_key())))
+    except ValueError:
+        print(f"error: {args.address!r} is not an IP address", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _keys_generate(args: argparse.Namespace) -> int:

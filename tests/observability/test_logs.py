@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,13 @@ import httpx
 import pytest
 
 from annotation_platform.config import Settings
-from annotation_platform.observability.logs import JsonFormatter, configure_logging, redact
+from annotation_platform.observability.logs import (
+    JsonFormatter,
+    configure_logging,
+    ip_pseudonym,
+    ip_pseudonym_key,
+    redact,
+)
 from tests.conftest import PASSWORD, Api
 
 
@@ -109,3 +116,45 @@ def test_json_formatter_keeps_known_extras() -> None:
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "job j1 done"
     assert entry["kind"] == "imports.run"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "failed login from 203.0.113.7",
+        "peer 198.51.100.23:51234 closed",
+        "client 2001:db8::5 refused",
+        "mapped ::ffff:203.0.113.7",
+    ],
+)
+def test_client_addresses_become_pseudonyms(raw: str) -> None:
+    redacted = redact(raw)
+    assert re.search(r"ip-[0-9a-f]{12}", redacted)
+    for address in ("203.0.113.7", "198.51.100.23", "2001:db8::5"):
+        assert address not in redacted
+
+
+@pytest.mark.parametrize(
+    "kept",
+    ["listening on 0.0.0.0:8000", "probe from 127.0.0.1", "at 07:17:14", "mac 00:1a:2b:3c:4d:5e", "version 1.2.3"],
+)
+def test_what_is_not_a_client_address_stays(kept: str) -> None:
+    assert redact(kept) == kept
+
+
+def test_one_address_has_one_pseudonym_per_key() -> None:
+    key = ip_pseudonym_key("a" * 40)
+    assert ip_pseudonym("203.0.113.7", key) == ip_pseudonym("::ffff:203.0.113.7", key)
+    assert ip_pseudonym("203.0.113.7", key) != ip_pseudonym("203.0.113.8", key)
+    assert ip_pseudonym("203.0.113.7", key) != ip_pseudonym("203.0.113.7", ip_pseudonym_key("b" * 40))
+
+
+async def test_the_access_log_names_the_client_by_its_pseudonym(
+    app: Any, client: httpx.AsyncClient, settings: Settings, log_output: io.StringIO
+) -> None:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as remote:
+        response = await remote.get("/health/live")
+    line = next(line for line in lines(log_output) if line.get("request_id") == response.headers["x-request-id"])
+    assert "203.0.113.7" not in log_output.getvalue()
+    assert line["client"] == ip_pseudonym("203.0.113.7", ip_pseudonym_key(settings.resolved_secret_key()))

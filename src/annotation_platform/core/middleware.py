@@ -71,7 +71,8 @@ class RequestIdMiddleware:
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": duration_ms,
-                    # The peer, or the X-Forwarded-For client when the peer is a trusted proxy.
+                    # The peer, or the X-Forwarded-For client when the peer is a trusted proxy; written as
+                    # its pseudonym (observability/logs.py).
                     "client": (scope.get("client") or ("",))[0] or None,
                 },
             )

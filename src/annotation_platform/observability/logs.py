@@ -1,18 +1,24 @@
 """One logging set-up for the API, the workers and beat: JSON lines in production, text in development.
 
 Every line goes through `redact`: whatever a message or a traceback carries, e-mail addresses, bearer tokens,
-JWTs, `password=`-style values and credentials inside URLs are replaced before the line is written. The request
-id (and, once authenticated, the user id) of the request being served is added to every line logged during it.
+JWTs, `password=`-style values and credentials inside URLs are replaced before the line is written, and IP
+addresses become keyed pseudonyms (`ip-` and 12 hex digits): the same address always gives the same pseudonym
+in one deployment, so a burst from one source stays visible, but the address itself is not written
+(`annotation-platform logs ip-ref ADDRESS` gives an address's pseudonym to search for). The request id (and,
+once authenticated, the user id) of the request being served is added to every line logged during it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from ipaddress import ip_address
 from typing import Any, TextIO
 
 from annotation_platform.config import Settings
@@ -45,10 +51,44 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# Candidates only: a match is replaced when `ipaddress` accepts it (so times like 07:17:14 stay).
+_IP_CANDIDATES = (
+    re.compile(r"(?<![\w.:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\d{1,3}\.){3}\d{1,3})?(?![\w.:])"),
+    re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"),
+)
+_ip_pseudonym_key: bytes = b""
+
+
+def ip_pseudonym_key(secret_key: str) -> bytes:
+    """The key of the pseudonyms, derived from SECRET_KEY (so the API and the workers agree)."""
+    return hmac.new(secret_key.encode(), b"annotation-platform log ip pseudonym", hashlib.sha256).digest()
+
+
+def ip_pseudonym(address: str, key: bytes | None = None) -> str:
+    """`ip-` and 12 hex digits of an HMAC of the normalised address."""
+    parsed = ip_address(address)
+    normalised = (parsed.ipv4_mapped if parsed.version == 6 and parsed.ipv4_mapped else parsed).compressed
+    digest = hmac.new(key if key is not None else _ip_pseudonym_key, normalised.encode(), hashlib.sha256)
+    return f"ip-{digest.hexdigest()[:12]}"
+
+
+def _pseudonymise(match: re.Match[str]) -> str:
+    """Loopback and unspecified addresses (bind addresses, local probes) name this machine, not a person."""
+    try:
+        parsed = ip_address(match.group(0))
+    except ValueError:
+        return match.group(0)
+    if parsed.is_loopback or parsed.is_unspecified:
+        return match.group(0)
+    return ip_pseudonym(match.group(0))
+
+
 def redact(text: str) -> str:
-    """`text` with e-mail addresses, tokens, passwords and URL credentials replaced."""
+    """`text` with e-mail addresses, tokens, passwords and URL credentials replaced, IP addresses pseudonymised."""
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
+    for candidate in _IP_CANDIDATES:
+        text = candidate.sub(_pseudonymise, text)
     return text
 
 
@@ -100,6 +140,8 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     uvicorn's and gunicorn's own loggers propagate to it; uvicorn's access log is off because the
     middleware writes a richer one (`annotation_platform.access`).
     """
+    global _ip_pseudonym_key
+    _ip_pseudonym_key = ip_pseudonym_key(settings.resolved_secret_key())
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter_for(settings))
     root = logging.getLogger()
