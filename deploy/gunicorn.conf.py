@@ -29,8 +29,9 @@ keepalive = settings.keepalive_seconds
 # Recycle workers now and then (bounded memory growth), not all at once.
 max_requests = 10_000
 max_requests_jitter = 1_000
-# X-Forwarded-For/-Proto are believed only from these peers (the reverse proxy); from anyone else they are ignored.
-forwarded_allow_ips = settings.forwarded_allow_ips
+# X-Forwarded-For/-Proto are believed only from TRUSTED_PROXIES (the reverse proxy), the same list the app's
+# client_ip uses; from anyone else they are ignored.
+forwarded_allow_ips = settings.trusted_proxies
 # The application's middleware writes the access log (JSON, with request id, user id, route and duration).
 accesslog = None
 errorlog = "-"

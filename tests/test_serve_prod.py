@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from annotation_platform.config import Settings
 from annotation_platform.core.crypto import generate_key_entry
+from annotation_platform.observability.logs import ip_pseudonym, ip_pseudonym_key
 from tests.conftest import PASSWORD, migrate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def free_port() -> int:
 def production_server(database_url: str, tmp: Path, **env: str) -> Iterator[Server]:
     port = free_port()
     log = tmp / "server.log"
-    names = {name.upper() for name in Settings.model_fields}
+    names = {name.upper() for name in Settings.model_fields} | {"FORWARDED_ALLOW_IPS"}
     environment = {key: value for key, value in os.environ.items() if key.upper() not in names}
     defaults = {
         "ENVIRONMENT": "production",
@@ -176,11 +177,23 @@ async def test_serves_with_several_processes_and_finishes_in_flight_requests_on_
     assert "Shutting down: Master" in server.output()
 
 
-@pytest.mark.parametrize(("trusted", "expected"), [("127.0.0.1", "203.0.113.9"), ("10.1.2.3", "127.0.0.1")])
-def test_forwarded_for_is_believed_only_from_configured_proxies(tmp_path: Path, trusted: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("setting", "trusted", "expected"),
+    [
+        ("TRUSTED_PROXIES", "127.0.0.1", "203.0.113.9"),
+        ("TRUSTED_PROXIES", "10.1.2.3", "127.0.0.1"),
+        ("FORWARDED_ALLOW_IPS", "127.0.0.0/8", "203.0.113.9"),
+    ],
+)
+def test_forwarded_for_is_believed_only_from_configured_proxies(
+    tmp_path: Path, setting: str, trusted: str, expected: str
+) -> None:
+    """The access log names the client as a pseudonym; the loopback peer stays as it is."""
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'proxy.db'}"
     migrate(database_url)
-    with production_server(database_url, tmp_path, FORWARDED_ALLOW_IPS=trusted, WEB_CONCURRENCY="1") as server:
+    secret_key = secrets.token_urlsafe(48)
+    settings = {setting: trusted, "SECRET_KEY": secret_key, "WEB_CONCURRENCY": "1"}
+    with production_server(database_url, tmp_path, **settings) as server:
         response = httpx.get(
             f"{server.url}/health/live", headers={"X-Forwarded-For": "203.0.113.9", "X-Request-ID": "proxy-test"}
         )
@@ -200,4 +213,6 @@ def test_forwarded_for_is_believed_only_from_configured_proxies(tmp_path: Path, 
         for line in server.output().splitlines()
         if line.startswith("{") and '"proxy-test"' in line and "annotation_platform.access" in line
     ]
-    assert [line["client"] for line in access] == [expected], server.output()
+    logged = expected if expected == "127.0.0.1" else ip_pseudonym(expected, ip_pseudonym_key(secret_key))
+    assert [line["client"] for line in access] == [logged], server.output()
+    assert "203.0.113.9" not in server.output()

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from limits import parse as parse_limit
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from annotation_platform.core.crypto import KeyRing, KeyRingError, generate_key_entry
@@ -110,7 +110,9 @@ class Settings(BaseSettings):
     )
     trusted_proxies: str = Field(
         default="",
-        description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = none.",
+        validation_alias=AliasChoices("trusted_proxies", "forwarded_allow_ips"),
+        description="Comma-separated addresses or CIDRs of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; empty = none. FORWARDED_ALLOW_IPS is read as an older name of it.",
     )
 
     # Mail (password reset, email verification), sent by the worker: SMTP when SMTP_HOST is set, else `.eml`
@@ -224,10 +226,6 @@ class Settings(BaseSettings):
     # Production server (`annotation-platform serve --prod`, deploy/gunicorn.conf.py) and observability.
     web_concurrency: int | None = Field(
         default=None, ge=1, description="API processes under `serve --prod`; unset = one per CPU, at least 2."
-    )
-    forwarded_allow_ips: str = Field(
-        default="127.0.0.1",
-        description="Comma-separated addresses of the reverse proxies whose X-Forwarded-For/-Proto are trusted.",
     )
     graceful_timeout_seconds: int = Field(
         default=30, ge=1, description="On SIGTERM, in-flight requests get this long to finish before workers die."
