@@ -11,6 +11,8 @@ import os
 import shutil
 import sqlite3
 import subprocess  # runs pg_config, pg_dump and pg_restore, with argument lists  # nosec B404
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,9 @@ PARTIAL_SUFFIX = ".partial"
 _MAGIC = {POSTGRESQL: b"PGDMP", SQLITE: b"SQLite format 3\x00"}
 _CHUNK = 1024 * 1024
 _STDERR_TAIL = 2000
+# How often a running dump looks at its stop flag; SQLite copies this many pages between looks.
+_STOP_POLL_SECONDS = 0.2
+_SQLITE_PAGES_A_STEP = 1024
 
 
 class BackupFailed(AppError):
@@ -34,6 +39,10 @@ class BackupFailed(AppError):
     code = "backup_failed"
     title = "Backup failed"
     description = "The database could not be copied; the message says why."
+
+
+class DumpCancelled(Exception):
+    """The dump was stopped on request; its partial file is gone."""
 
 
 class BackupToolMissing(ServiceUnavailable):
@@ -154,33 +163,71 @@ def _failure(tool: str, result: subprocess.CompletedProcess[str]) -> str:
 # --- taking a backup --------------------------------------------------------------------------------------------
 
 
-def dump(database: Database, destination: Path, busy_timeout_seconds: float = 30) -> None:
-    """Writes a consistent copy of the database to `destination` (a new file)."""
+def dump(
+    database: Database, destination: Path, busy_timeout_seconds: float = 30, stop: threading.Event | None = None
+) -> None:
+    """Writes a consistent copy of the database to `destination` (a new file).
+
+    Setting `stop` (from another thread) ends the dump within a fraction of a second: DumpCancelled, no file."""
+    stop = stop or threading.Event()
     if database.backend == POSTGRESQL:
         options, env = _pg_connection(database)
         command = [pg_tool("pg_dump"), "--format=custom", f"--file={destination}", *options, database.name]
-        result = _run(command, env)
-        if result.returncode != 0:
+        returncode, stderr = _run_stoppable(command, env, stop)
+        if stop.is_set():
             destination.unlink(missing_ok=True)
-            raise BackupFailed(_failure("pg_dump", result))
+            raise DumpCancelled()
+        if returncode != 0:
+            destination.unlink(missing_ok=True)
+            raise BackupFailed(f"pg_dump exited with {returncode}: {stderr.strip()[-_STDERR_TAIL:]}")
         return
     if not database.file.exists():
         raise BackupFailed(f"The SQLite database {database.file} does not exist.")
+
+    def stop_if_asked(_status: int, _remaining: int, _total: int) -> None:
+        if stop.is_set():
+            raise DumpCancelled()
+
     # The online backup API copies a consistent snapshot while other connections keep reading and writing.
     source = sqlite3.connect(database.file, timeout=busy_timeout_seconds)
     try:
         target = sqlite3.connect(destination)
         try:
-            source.backup(target)
+            source.backup(target, pages=_SQLITE_PAGES_A_STEP, progress=stop_if_asked)
             # A self-contained file: no -wal beside it is needed to read it.
             target.execute("PRAGMA journal_mode=DELETE")
         finally:
             target.close()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, DumpCancelled) as exc:
         destination.unlink(missing_ok=True)
+        if isinstance(exc, DumpCancelled):
+            raise
         raise BackupFailed(f"SQLite backup failed: {exc}") from exc
     finally:
         source.close()
+
+
+def _run_stoppable(command: list[str], env: dict[str, str], stop: threading.Event) -> tuple[int, str]:
+    """Runs `command`, terminating it once `stop` is set; its exit code and stderr (kept in a file, so a
+    talkative tool cannot fill a pipe and hang)."""
+    with tempfile.TemporaryFile(mode="w+") as stderr:
+        # An argument list (no shell), built by this module from settings, never from request input.
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)  # noqa: S603  # nosec B603
+        while True:
+            try:
+                returncode = process.wait(timeout=_STOP_POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                if stop.is_set():
+                    process.terminate()
+                    try:
+                        returncode = process.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                        returncode = process.wait()
+                    break
+        stderr.seek(0)
+        return returncode, stderr.read()
 
 
 def sha256_of(path: Path) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from annotation_platform.backup.dump import (
     BackupNotFound,
     BackupToolMissing,
     DatabaseNotEmpty,
+    DumpCancelled,
 )
 from annotation_platform.backup.repository import backup_repository
 from annotation_platform.backup.schemas import BackupRead
@@ -53,6 +55,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 HEARTBEAT_SECONDS = 10.0
+# A running backup looks this often whether its job was cancelled (the jobs' promise: within a second or two).
+CANCEL_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,17 @@ class BackupService:
 
     # --- taking one ---------------------------------------------------------------------------------------------
 
-    async def write_file(self, settings: Settings, *, on_wait: Callable[[], Awaitable[None]] | None = None) -> Backup:
+    async def write_file(
+        self,
+        settings: Settings,
+        *,
+        on_wait: Callable[[], Awaitable[None]] | None = None,
+        cancelled: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Backup:
         """Dumps the database to a new file in BACKUP_DIR and returns its (unsaved) row.
 
-        `on_wait` runs every HEARTBEAT_SECONDS while the dump runs (a worker's heartbeat)."""
+        `on_wait` runs every HEARTBEAT_SECONDS while the dump runs (a worker's heartbeat); `cancelled` is asked
+        every CANCEL_POLL_SECONDS, and once it says yes the dump stops and DumpCancelled is raised, no file kept."""
         database = dump.database_of(settings)
         directory = settings.resolved_backup_dir
         directory.mkdir(parents=True, exist_ok=True)
@@ -96,9 +107,11 @@ class BackupService:
         filename = f"annotation-platform-{now:%Y%m%dT%H%M%SZ}-{backup_id}.{dump.EXTENSIONS[database.backend]}"
         final = directory / filename
         partial = directory / (filename + dump.PARTIAL_SUFFIX)
+        stop = threading.Event()
+        watch = _Watch(on_wait=on_wait, cancelled=cancelled, stop=stop)
         try:
-            await _in_thread(dump.dump, database, partial, settings.sqlite_busy_timeout_ms / 1000, on_wait=on_wait)
-            sha256 = await _in_thread(dump.sha256_of, partial, on_wait=on_wait)
+            await watch.run(dump.dump, database, partial, settings.sqlite_busy_timeout_ms / 1000, stop)
+            sha256 = await watch.run(dump.sha256_of, partial)
             size = partial.stat().st_size
             partial.replace(final)
             dump.write_checksum_file(final, sha256)
@@ -245,15 +258,30 @@ async def _read_database(settings: Settings, work: Callable[[AsyncSession], Awai
         await engine.dispose()
 
 
-async def _in_thread(function: Callable[..., T], *args: Any, on_wait: Callable[[], Awaitable[None]] | None = None) -> T:
-    """Runs blocking `function` in a thread; calls `on_wait` every HEARTBEAT_SECONDS until it returns."""
-    task = asyncio.ensure_future(asyncio.to_thread(function, *args))
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
-        if done:
-            return task.result()
-        if on_wait is not None:
-            await on_wait()
+@dataclass
+class _Watch:
+    """Runs the blocking steps of a backup in a thread, beating the heart and passing a cancel on to `stop`."""
+
+    on_wait: Callable[[], Awaitable[None]] | None
+    cancelled: Callable[[], Awaitable[bool]] | None
+    stop: threading.Event
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        task = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time() + HEARTBEAT_SECONDS
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=CANCEL_POLL_SECONDS)
+            if done:
+                result = task.result()
+                if self.stop.is_set():
+                    raise DumpCancelled()
+                return result
+            if self.cancelled is not None and not self.stop.is_set() and await self.cancelled():
+                self.stop.set()
+            if self.on_wait is not None and loop.time() >= next_beat:
+                next_beat = loop.time() + HEARTBEAT_SECONDS
+                await self.on_wait()
 
 
 backup_service = BackupService()
@@ -276,8 +304,19 @@ async def run_backup(
         async with session_factory() as session, session.begin():
             await job_service.report_progress(session, job_id=job_id, done=0, total=1)
 
+    async def cancelled() -> bool:
+        async with session_factory() as session:
+            return await job_service.cancel_requested(session, job_id=job_id, settings=settings)
+
     try:
-        backup = await backup_service.write_file(settings, on_wait=heartbeat)
+        backup = await backup_service.write_file(settings, on_wait=heartbeat, cancelled=cancelled)
+    except DumpCancelled:
+        async with session_factory() as session, session.begin():
+            await job_service.finish(
+                session, job_id=job_id, status=JobStatus.cancelled, error_message="Cancelled; no file was kept."
+            )
+        job_service.forget_cancel_request(job_id=job_id, settings=settings)
+        return
     except AppError as exc:
         await _fail(session_factory, job_id, exc.detail)
         return
