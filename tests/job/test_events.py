@@ -48,7 +48,7 @@ async def test_a_running_job_streams_each_change(app: Any, client: httpx.AsyncCl
         async with app.state.sessionmaker() as session, session.begin():
             await session.execute(update(Job).where(Job.id == job_id).values(**values))
 
-    stream = job_service.events(app.state.sessionmaker, job_id=job_id, poll_seconds=0.01)
+    stream = job_service.events(app.state.sessionmaker, job_id=job_id, settings=app.state.settings, poll_seconds=0.01)
     seen = []
     name, job = await anext(stream)
     seen.append((name, job.status, job.progress.done, job.error_count))
@@ -78,7 +78,7 @@ async def test_a_running_job_streams_each_change(app: Any, client: httpx.AsyncCl
 
 async def test_an_unchanged_job_sends_nothing_new(app: Any, client: httpx.AsyncClient, team: Team) -> None:
     job_id = uuid.UUID(await start(client, team.container, team.owner, chat_csv(ROOM)))
-    stream = job_service.events(app.state.sessionmaker, job_id=job_id, poll_seconds=0.01)
+    stream = job_service.events(app.state.sessionmaker, job_id=job_id, settings=app.state.settings, poll_seconds=0.01)
     assert (await anext(stream))[0] == "progress"
     async with app.state.sessionmaker() as session, session.begin():
         await session.execute(update(Job).where(Job.id == job_id).values(params={"touched": True}))

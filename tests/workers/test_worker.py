@@ -257,6 +257,31 @@ async def test_readiness_fails_without_a_worker(stack: Stack) -> None:
     assert ready.json()["checks"]["workers"]["status"] == "failing"
 
 
+async def test_a_running_import_reports_its_progress_as_it_goes(stack: Stack) -> None:
+    """On SQLite too, where the import holds the only write lock (its progress travels beside the database)."""
+    stack.start_worker()
+    team = await _team(stack)
+    response = await upload(stack.http, team.container, team.owner, big_room(20_000))
+    job_id = response.json()["id"]
+    seen: list[int] = []
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while True:
+        job = (await stack.http.get(f"/api/v1/jobs/{job_id}", headers=team.owner.headers)).json()
+        if job["status"] == "running" and job["progress"]["done"] > 0:
+            seen.append(job["progress"]["done"])
+            assert job["progress"]["done"] <= job["progress"]["total"]
+        if job["status"] not in ("queued", "running"):
+            break
+        assert time.monotonic() < deadline, job
+        await _sleep(0.05)
+
+    assert job["status"] == "succeeded", job
+    assert seen, "the import never showed progress while it ran"
+    assert seen == sorted(seen)
+    assert seen[0] < 20_000
+    assert job["progress"] == {"done": 20_000, "total": 20_000}
+
+
 async def test_a_running_import_is_cancelled_within_seconds_and_leaves_nothing(stack: Stack) -> None:
     stack.start_worker()
     team = await _team(stack)

@@ -3,8 +3,8 @@
 The request checks what can be checked up front (mapping, encoding, annotator), stores the upload under
 `DATA_DIR/uploads/<job_id>` and queues a job. The worker reads the file as a stream in batches and writes
 everything in ONE transaction: a failed, cancelled or killed import leaves nothing behind. Progress, the
-heartbeat and the cancel flag travel in separate short transactions beside it (on SQLite only the cancel flag:
-a second writer would wait for the import's write lock).
+heartbeat and the cancel flag travel in separate short transactions beside it (on SQLite, where a second
+writer would wait for the import's write lock, the cancel flag and the progress travel as files instead).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from annotation_platform.data_import.repository import (
 )
 from annotation_platform.data_import.schemas import ImportOptions
 from annotation_platform.job.repository import job_repository
-from annotation_platform.job.service import MAX_STORED_ERRORS, job_service
+from annotation_platform.job.service import MAX_STORED_ERRORS, job_service, report_progress_by_file
 from annotation_platform.models import Container, Job, JobKind, JobStatus, User
 
 logger = logging.getLogger(__name__)
@@ -491,10 +491,15 @@ class _Importer:
         return False
 
     async def _progress(self, done: int) -> None:
-        """Reports progress and beats the heart (PostgreSQL), and stops if the client cancelled."""
+        """Reports progress and beats the heart (PostgreSQL), and stops if the client cancelled.
+
+        A SQLite import past its first batch holds the only write lock: its progress goes to a file instead."""
+        total = max(self.total, done)
+        if self.is_sqlite and not self.dry_run and done > 0:
+            await asyncio.to_thread(report_progress_by_file, self.settings, self.job.id, done=done, total=total)
         async with self.session_factory() as session, session.begin():
             if not self.is_sqlite or self.dry_run or done == 0:
-                await job_service.report_progress(session, job_id=self.job.id, done=done, total=max(self.total, done))
+                await job_service.report_progress(session, job_id=self.job.id, done=done, total=total)
             if await job_service.cancel_requested(session, job_id=self.job.id, settings=self.settings):
                 raise ImportCancelled()
 

@@ -31,16 +31,16 @@ async def list_jobs(
     request: Request, user: CurrentUser, session: SessionDep, settings: SettingsDep, page: PageParamsDep
 ) -> Response:
     """The caller's jobs, oldest first (creation order)."""
-    jobs, cursor, total = await job_service.page(session, user=user, params=page)
+    jobs, cursor, total = await job_service.page(session, user=user, params=page, settings=settings)
     return page_response(request, jobs, cursor, total, settings.public_base_url)
 
 
 @router.get(
     "/{job_id}", operation_id="getJob", response_model=JobRead, responses=problem_responses(NotAuthenticated, NotFound)
 )
-async def get_job(job: OwnJob) -> JobRead:
+async def get_job(job: OwnJob, settings: SettingsDep) -> JobRead:
     """One of the caller's jobs: status, progress, result."""
-    return JobRead.of(job)
+    return job_service.read(job, settings=settings)
 
 
 @router.get(
@@ -73,9 +73,9 @@ async def list_job_errors(
         },
     },
 )
-async def stream_job_events(job: OwnJob, request: Request) -> AsyncIterator[ServerSentEvent]:
+async def stream_job_events(job: OwnJob, request: Request, settings: SettingsDep) -> AsyncIterator[ServerSentEvent]:
     """The job's progress as Server-Sent Events, for clients that would rather not poll `GET /jobs/{id}`."""
-    async for name, state in job_service.events(request.app.state.sessionmaker, job_id=job.id):
+    async for name, state in job_service.events(request.app.state.sessionmaker, job_id=job.id, settings=settings):
         yield ServerSentEvent(event=name, data=state)
 
 

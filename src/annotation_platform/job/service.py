@@ -24,7 +24,7 @@ from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.queue import enqueue_after_commit
 from annotation_platform.core.types import utcnow
 from annotation_platform.job.repository import job_repository
-from annotation_platform.job.schemas import JobErrorRead, JobRead
+from annotation_platform.job.schemas import JobErrorRead, JobRead, Progress
 from annotation_platform.models import Job, JobKind, JobStatus, User
 from annotation_platform.models.job import FINISHED_STATUSES
 from annotation_platform.webhook.events import JOB_FINISHED, emit
@@ -66,6 +66,28 @@ def request_cancel_by_file(settings: Settings, job_id: uuid.UUID) -> None:
     path = cancel_marker(settings, job_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
+
+
+def progress_marker(settings: Settings, job_id: uuid.UUID) -> Path:
+    return (settings.data_dir / "jobs" / f"{job_id}.progress").resolve()
+
+
+def report_progress_by_file(settings: Settings, job_id: uuid.UUID, *, done: int, total: int) -> None:
+    """On SQLite a running import holds the only write lock, so its progress goes beside the database: a file
+    replaced whole each time, so a reader never sees half of it."""
+    path = progress_marker(settings, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(f"{done} {total}")
+    partial.replace(path)
+
+
+def _progress_by_file(settings: Settings, job_id: uuid.UUID) -> Progress | None:
+    try:
+        done, total = (int(part) for part in progress_marker(settings, job_id).read_text().split())
+    except (OSError, ValueError):
+        return None
+    return Progress(done=done, total=total)
 
 
 class JobService:
@@ -111,11 +133,11 @@ class JobService:
         return job
 
     async def page(
-        self, session: AsyncSession, *, user: User, params: PageParams
+        self, session: AsyncSession, *, user: User, params: PageParams, settings: Settings
     ) -> tuple[list[JobRead], str | None, int | None]:
         jobs, cursor = await job_repository.page(session, user.id, params)
         total = await job_repository.count(session, user.id) if params.include_total else None
-        return [JobRead.of(job) for job in jobs], cursor, total
+        return [self.read(job, settings=settings) for job in jobs], cursor, total
 
     async def errors(
         self, session: AsyncSession, *, job: Job, params: PageParams
@@ -174,6 +196,7 @@ class JobService:
         session_factory: async_sessionmaker[AsyncSession],
         *,
         job_id: uuid.UUID,
+        settings: Settings,
         poll_seconds: float = EVENTS_POLL_SECONDS,
     ) -> AsyncIterator[tuple[str, JobRead]]:
         """`("progress", job)` whenever status, progress or error count change, then `("end", job)` once it ends.
@@ -185,7 +208,7 @@ class JobService:
         while True:
             async with session_factory() as session:
                 job = await job_repository.get(session, job_id)
-                current = JobRead.of(job) if job is not None else None
+                current = self.read(job, settings=settings) if job is not None else None
             if current is None:
                 return
             state = (current.status, current.progress.done, current.progress.total, current.error_count)
@@ -232,8 +255,19 @@ class JobService:
             return True
         return await job_repository.cancel_requested(session, job_id)
 
+    def read(self, job: Job, *, settings: Settings) -> JobRead:
+        """The job as clients see it; a running job's progress from its file when it reports that way."""
+        read = JobRead.of(job)
+        if settings.is_sqlite and job.status == JobStatus.running.value:
+            progress = _progress_by_file(settings, job.id)
+            if progress is not None:
+                return read.model_copy(update={"progress": progress})
+        return read
+
     def forget_cancel_request(self, *, job_id: uuid.UUID, settings: Settings) -> None:
+        """Once a job has ended: its cancel and progress files are not needed any more."""
         cancel_marker(settings, job_id).unlink(missing_ok=True)
+        progress_marker(settings, job_id).unlink(missing_ok=True)
 
     async def finish(
         self,
