@@ -772,3 +772,46 @@ def test_memory_stays_flat_on_a_large_csv(tmp_path: Path, monkeypatch: pytest.Mo
     assert count == turns
     # the file is ~15 MB and has 200,000 ids; 10,000 of them are kept in memory, the rest on disk
     assert peak < 5_000_000, f"peak memory growth {peak / 1e6:.1f} MB"
+
+
+def nested(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"deeper": value}
+    return value
+
+
+@pytest.mark.parametrize("file_format", ["json", "jsonl"])
+def test_metadata_and_labels_beyond_the_api_limits_are_row_problems(tmp_path: Path, file_format: str) -> None:
+    """The same depth and size caps as the API, so an import cannot store what reads could not serve."""
+    records = [
+        {"id": "ok", "text": "fine", "m": {"a": 1}, "label": "x"},
+        {"id": "deep", "text": "t", "m": nested(300), "label": "x"},
+        {"id": "big", "text": "t", "m": "x" * 70_000, "label": "x"},
+        {"id": "deep-label", "text": "t", "m": "m", "label": nested(40)},
+        {"id": "big-label", "text": "t", "m": "m", "label": ["y" * 1000] * 80},
+    ]
+    lines = "\n".join(json.dumps(record) for record in records)
+    data = json.dumps(records) if file_format == "json" else lines
+    mapping = {"external_id": "id", "content": "text", "metadata.m": "m", "annotation.topic": "label"}
+
+    results = parse(write(tmp_path, data), file_format=file_format, mapping=mapping)
+
+    assert [row.external_id for row in results if isinstance(row, ParsedRow)] == ["ok"]
+    problems = {(problem.row, problem.column): problem.message for problem in problems_of(results)}
+    assert set(problems) == {(2, "m"), (3, "m"), (4, "label"), (5, "label")}
+    assert "nested deeper than 16 levels" in problems[2, "m"]
+    assert "larger than 65536 bytes" in problems[3, "m"]
+    assert "nested deeper" in problems[4, "label"]
+    assert "larger than" in problems[5, "label"]
+
+
+def test_a_csv_metadata_cell_beyond_the_api_size_limit_is_a_row_problem(tmp_path: Path) -> None:
+    path = write(tmp_path, f"turn_id,turn_text,user_id\nt1,hello,u1\nt2,hi,{'u' * 70_000}\n")
+
+    results = parse(path, mapping={"external_id": "turn_id", "content": "turn_text", "metadata.user_id": "user_id"})
+
+    assert [row.external_id for row in results if isinstance(row, ParsedRow)] == ["t1"]
+    [problem] = problems_of(results)
+    assert (problem.row, problem.column) == (2, "user_id")
+    assert "larger than 65536 bytes" in problem.message

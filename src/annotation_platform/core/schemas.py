@@ -71,19 +71,33 @@ IdRef = Annotated[
 """An id a client sends in a body."""
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max((_depth(child, level + 1) for child in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(child, level + 1) for child in value), default=level)
-    return level
+def json_depth(value: Any) -> int:
+    """How many levels of objects and arrays `value` nests (a scalar is 1); without recursion, so no input is
+    too deep to measure."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        current, level = pending.pop()
+        deepest = max(deepest, level)
+        if isinstance(current, dict):
+            pending.extend((child, level + 1) for child in current.values())
+        elif isinstance(current, list):
+            pending.extend((child, level + 1) for child in current)
+    return deepest
+
+
+def json_bound_problem(value: Any) -> str | None:
+    """What makes a JSON value too deep or too big to store (the API's limits, which imports apply too)."""
+    if json_depth(value) > MAX_JSON_DEPTH:
+        return f"nested deeper than {MAX_JSON_DEPTH} levels"
+    if len(orjson.dumps(value)) > MAX_JSON_BYTES:
+        return f"larger than {MAX_JSON_BYTES} bytes once encoded"
+    return None
 
 
 def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-    if len(orjson.dumps(value)) > MAX_JSON_BYTES:
-        raise ValueError(f"larger than {MAX_JSON_BYTES} bytes once encoded")
+    if (problem := json_bound_problem(value)) is not None:
+        raise ValueError(problem)
     return value
 
 

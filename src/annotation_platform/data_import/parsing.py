@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from annotation_platform.core.schemas import MAX_JSON_BYTES, json_bound_problem, json_depth
 from annotation_platform.item.schemas import MAX_CONTENT_LENGTH
 
 FORMATS: Final = ("csv", "json", "jsonl")
@@ -300,6 +301,8 @@ class _RowBuilder:
                 ):
                     bad.append((slot, f"value {message}"))
                 metadata[key] = value
+        if metadata and (self.json_values or sum(map(len, metadata.values())) * 4 > MAX_JSON_BYTES):
+            bad += self._bound_problems(metadata, [slot for slot, key in self.spec.metadata if key in metadata])
         annotations: dict[str, dict[str, Any]] = {}
         for slot, kind, data_key in self.spec.annotations:
             value = values[slot]
@@ -309,10 +312,24 @@ class _RowBuilder:
                 ):
                     bad.append((slot, f"value {message}"))
                 annotations[kind] = {data_key: value}
+                if (self.json_values or len(value) * 4 > MAX_JSON_BYTES) and (
+                    message := json_bound_problem(annotations[kind])
+                ):
+                    bad.append((slot, f"the annotation is {message}"))
         if bad or external_id is None:
             sources = self.spec.sources
             return [RowProblem(number, sources[slot], message) for slot, message in bad]
         return ParsedRow(number, external_id, content, sequence, parent, metadata, annotations)
+
+    @staticmethod
+    def _bound_problems(metadata: dict[str, Any], slots: list[int]) -> list[tuple[int, str]]:
+        """The API's size and depth limits on metadata, blamed on the value's column (or the biggest one's)."""
+        if (problem := json_bound_problem(metadata)) is None:
+            return []
+        deep = problem.startswith("nested")
+        pairs = zip(slots, metadata.values(), strict=True)
+        blamed = max(pairs, key=lambda pair: json_depth(pair[1]) if deep else len(json.dumps(pair[1])))[0]
+        return [(blamed, f"metadata {problem}")]
 
     def _identifier(self, value: Any, check_text: bool) -> tuple[str, str | None]:
         """An external id (or parent reference) with surrounding spaces removed, and what is wrong with it."""
