@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from annotation_platform.audit.service import email_hash
 from annotation_platform.main import create_app
 from tests.conftest import PASSWORD, Actor, Api, Team, make_settings, problem, serve
 
@@ -105,6 +106,25 @@ async def test_secrets_never_reach_the_trail(api: Api) -> None:
     random_part = secret.removeprefix(key.json()["prefix"] + "_")  # may itself contain "_"
     for value in (new_password, PASSWORD, secret, random_part):
         assert value not in dumped
+
+
+async def test_email_addresses_reach_the_trail_only_as_hashes(api: Api) -> None:
+    """So that a deleted account's old and new addresses do not outlive it in the append-only trail."""
+    root = await api.user("root", superuser=True)
+    ana = await api.user("ana")
+    changed = await api.client.patch(
+        "/api/v1/users/me", json={"email": "ana.new@example.org", "current_password": PASSWORD}, headers=ana.headers
+    )
+    assert changed.status_code == 200, changed.text
+    assert (await api.client.delete(f"/api/v1/users/{ana.id}", headers=root.headers)).status_code == 204
+
+    [update] = [event for event in await events(api, root) if event["action"] == "user.update"]
+    assert update["before"]["email_hash"] == email_hash(ana.email)
+    assert update["after"]["email_hash"] == email_hash("ana.new@example.org")
+    async with api.engine.connect() as connection:
+        dumped = " ".join(str(row) for row in (await connection.execute(text("SELECT * FROM audit_events"))).all())
+    for address in (ana.email, "ana.new@example.org"):
+        assert address not in dumped
 
 
 async def test_failed_logins_and_lockouts_are_recorded_though_the_request_fails(

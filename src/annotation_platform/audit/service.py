@@ -4,6 +4,7 @@ fail (a wrong password changes nothing, yet must be on record)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import replace
 from datetime import date, datetime
@@ -29,6 +30,12 @@ from annotation_platform.project.repository import project_repository
 SECRET_FIELDS = frozenset(
     {"password", "current_password", "hashed_password", "secret_hash", "key", "token", "token_hash", "access_token"}
 )
+
+
+def email_hash(email: str) -> str:
+    """How the trail names an email address: a hash, so that it outlives neither the account nor a change of
+    address in clear, yet one address always gives the same value (to match failed logins and changes)."""
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:32]
 
 
 def _plain(value: Any) -> Any:

@@ -14,7 +14,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from limits import RateLimitItem, RateLimitItemPerSecond
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from annotation_platform.audit.service import audit_service
+from annotation_platform.audit.service import audit_service, email_hash
 from annotation_platform.auth.manager import user_manager_for
 from annotation_platform.auth.repository import auth_session_repository
 from annotation_platform.auth.schemas import SessionRead
@@ -49,8 +49,8 @@ def lockout_limit(settings: Settings) -> RateLimitItem:
 
 
 def lockout_key(email: str) -> str:
-    """The failure counter's key: a hash, so that emails never sit in Redis in clear."""
-    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:32]
+    """The failure counter's key: a hash, so that emails never sit in Redis in clear (the trail's, too)."""
+    return email_hash(email)
 
 
 @dataclass(frozen=True, slots=True)

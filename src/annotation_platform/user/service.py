@@ -10,7 +10,7 @@ from fastapi_users.exceptions import InvalidPasswordException
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.api_key.schemas import ApiKeyRead
-from annotation_platform.audit.service import audit_service, changed_fields
+from annotation_platform.audit.service import audit_service, changed_fields, email_hash
 from annotation_platform.auth.manager import password_helper_for, user_manager_for
 from annotation_platform.auth.repository import auth_session_repository
 from annotation_platform.auth.schemas import SessionRead
@@ -185,8 +185,11 @@ class UserService:
     def _audit_update(
         self, session: AsyncSession, action: str, before: UserRead, user: User, new_password: bool
     ) -> None:
-        """The changed fields; a new password is noted as changed, never with any value."""
+        """The changed fields; a new password is noted as changed, never with any value; emails as hashes."""
         old, new = changed_fields(before, UserRead.model_validate(user))
+        for side in (old, new):
+            if "email" in side:
+                side["email_hash"] = email_hash(side.pop("email"))
         if new_password:
             new["password_changed"] = True
         audit_service.record(session, action=action, resource_type="user", resource_id=user.id, before=old, after=new)
