@@ -64,6 +64,8 @@ async def test_cors_answers_only_the_allowed_origins(database_url: str, tmp_path
     assert allowed.status_code == 200
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example.org"
     assert "PATCH" in allowed.headers["Access-Control-Allow-Methods"]
+    # For the OpenID Connect login's cookie (docs/security.md); never with a wildcard origin.
+    assert allowed.headers["Access-Control-Allow-Credentials"] == "true"
     other = await get(
         app_with(database_url, tmp_path, cors_origins="https://app.example.org"),
         "/api/v1/projects",

@@ -205,6 +205,8 @@ def _install_http_security(app: FastAPI, settings: Settings) -> None:
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=CORS_ALLOWED_HEADERS,
             expose_headers=CORS_EXPOSED_HEADERS,
+            # Only the OpenID Connect login's binding cookie travels this way; the API authenticates by header.
+            allow_credentials=True,
             max_age=600,
         )
     if settings.allowed_hosts:

@@ -3,6 +3,8 @@ loopback in a thread of its own (the app under test calls it over real HTTP)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 import socket
 import threading
@@ -22,10 +24,12 @@ CLIENT_SECRET = "fake-provider-client-secret"
 
 @dataclass
 class FakeProvider:
-    """`grant(claims)` gives a code the provider will exchange for a token whose userinfo is `claims`."""
+    """`grant(claims)` gives a code the provider will exchange for a token whose userinfo is `claims`; with a
+    PKCE `challenge`, only for the verifier that hashes to it (S256), as a real provider does."""
 
     port: int
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    challenges: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
 
@@ -33,9 +37,11 @@ class FakeProvider:
     def issuer(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def grant(self, **claims: Any) -> str:
+    def grant(self, challenge: str | None = None, **claims: Any) -> str:
         code = secrets.token_urlsafe(8)
         self.codes[code] = claims
+        if challenge is not None:
+            self.challenges[code] = challenge
         return code
 
     def app(self) -> Starlette:
@@ -52,8 +58,12 @@ class FakeProvider:
         async def token(request: Request) -> JSONResponse:
             form = {key: str(value) for key, value in (await request.form()).items()}
             self.token_requests.append(form)
-            claims = self.codes.pop(form.get("code", ""), None)
-            if form.get("client_secret") != CLIENT_SECRET or claims is None:
+            code = form.get("code", "")
+            claims = self.codes.pop(code, None)
+            challenge = self.challenges.pop(code, None)
+            verifier = form.get("code_verifier", "")
+            hashed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            if form.get("client_secret") != CLIENT_SECRET or claims is None or challenge not in (None, hashed):
                 return JSONResponse({"error": "invalid_grant"}, status_code=400)
             access_token = secrets.token_urlsafe(16)
             self.tokens[access_token] = claims

@@ -44,7 +44,8 @@ async def http(
         yield http
 
 
-async def state_of(http: httpx.AsyncClient, provider: FakeProvider) -> str:
+async def authorization_of(http: httpx.AsyncClient, provider: FakeProvider) -> dict[str, str]:
+    """The query of the provider URL that `/authorize` hands out (what the browser is sent to)."""
     response = await http.get(f"{OAUTH}/authorize")
     assert response.status_code == 200, response.text
     url = urlsplit(response.json()["authorization_url"])
@@ -54,12 +55,20 @@ async def state_of(http: httpx.AsyncClient, provider: FakeProvider) -> str:
     assert query["response_type"] == "code"
     assert query["redirect_uri"] == f"http://testserver{OAUTH}/callback"
     assert "openid" in query["scope"].split()
-    return query["state"]
+    assert query["code_challenge_method"] == "S256"
+    return query
+
+
+async def state_of(http: httpx.AsyncClient, provider: FakeProvider) -> str:
+    return (await authorization_of(http, provider))["state"]
 
 
 async def login(http: httpx.AsyncClient, provider: FakeProvider, **claims: Any) -> httpx.Response:
-    code = provider.grant(**claims)
-    return await http.get(f"{OAUTH}/callback", params={"code": code, "state": await state_of(http, provider)})
+    """The browser's round trip: /authorize (cookie set), the provider's page (a code for this PKCE challenge),
+    back to the callback."""
+    query = await authorization_of(http, provider)
+    code = provider.grant(challenge=query["code_challenge"], **claims)
+    return await http.get(f"{OAUTH}/callback", params={"code": code, "state": query["state"]})
 
 
 async def test_a_provider_login_creates_an_account_and_a_session(
@@ -87,6 +96,36 @@ async def test_a_bad_state_or_code_is_refused(http: httpx.AsyncClient, provider:
     state = await state_of(http, provider)
     problem(await http.get(f"{OAUTH}/callback", params={"code": "never-granted", "state": state}), 400, "oauth_failed")
     problem(await http.get(f"{OAUTH}/callback", params={"state": state}), 422, "validation_failed")
+
+
+async def test_a_login_finishes_only_in_the_browser_that_started_it(
+    http: httpx.AsyncClient, provider: FakeProvider
+) -> None:
+    """Login CSRF: a callback link made from someone else's /authorize (their state, their code) is refused."""
+    query = await authorization_of(http, provider)
+    code = provider.grant(challenge=query["code_challenge"], sub="mallory-1", email="mallory@example.org")
+    http.cookies.clear()
+
+    refused = await http.get(f"{OAUTH}/callback", params={"code": code, "state": query["state"]})
+
+    problem(refused, 400, "oauth_failed")
+    assert "not started in this browser" in refused.json()["detail"]
+    assert provider.token_requests == []
+
+
+async def test_the_code_is_exchanged_with_the_pkce_verifier_and_the_cookie_is_used_once(
+    http: httpx.AsyncClient, provider: FakeProvider
+) -> None:
+    response = await login(http, provider, sub="ana-pkce", email="ana.pkce@example.org")
+
+    assert response.status_code == 200, response.text
+    [exchange] = provider.token_requests
+    assert exchange["code_verifier"]
+    assert "annotation_platform_oidc" not in http.cookies
+    stale_state = await state_of(http, provider)
+    http.cookies.clear()
+    code = provider.grant(sub="ana-pkce", email="ana.pkce@example.org")
+    problem(await http.get(f"{OAUTH}/callback", params={"code": code, "state": stale_state}), 400, "oauth_failed")
 
 
 async def test_a_local_accounts_email_is_not_taken_over(

@@ -9,6 +9,8 @@ from annotation_platform.audit.context import bind_anonymous_context
 from annotation_platform.auth.account import AlreadyVerified, ResetTokenInvalid, VerifyTokenInvalid, account_service
 from annotation_platform.auth.dependencies import CurrentPrincipal
 from annotation_platform.auth.oidc import (
+    BINDING_COOKIE,
+    STATE_LIFETIME,
     OAuthEmailTaken,
     OAuthFailed,
     OAuthProviderUnavailable,
@@ -159,6 +161,7 @@ async def verify(body: VerifyRequest, session: SessionDep, settings: SettingsDep
 
 
 ProviderPath = Annotated[str, Path(description="The provider's name (setting OIDC_PROVIDER_NAME).")]
+OAUTH_COOKIE_PATH = "/api/v1/auth/oauth/"
 
 
 def _callback_url(request: Request, settings: Settings, provider: str) -> str:
@@ -173,13 +176,25 @@ def _callback_url(request: Request, settings: Settings, provider: str) -> str:
     dependencies=[Depends(limit_auth_route)],
     responses=problem_responses(OAuthProviderUnknown, OAuthProviderUnavailable, RateLimited),
 )
-async def oauth_authorize(provider: ProviderPath, request: Request, settings: SettingsDep) -> OAuthAuthorization:
+async def oauth_authorize(
+    provider: ProviderPath, request: Request, response: Response, settings: SettingsDep
+) -> OAuthAuthorization:
     """The provider's login page to send the user to. The provider then redirects to the callback below with
-    `code` and `state`."""
-    url = await oidc_service.authorization_url(
+    `code` and `state`. The answer sets a short-lived HttpOnly cookie that the callback needs: the login must
+    finish in the browser (cookie jar) that started it; the PKCE challenge is in the URL."""
+    authorization = await oidc_service.authorize(
         settings, provider=provider, redirect_uri=_callback_url(request, settings, provider)
     )
-    return OAuthAuthorization(authorization_url=url)
+    response.set_cookie(
+        BINDING_COOKIE,
+        authorization.binding,
+        max_age=int(STATE_LIFETIME.total_seconds()),
+        path=OAUTH_COOKIE_PATH,
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="lax",
+    )
+    return OAuthAuthorization(authorization_url=authorization.url)
 
 
 @router.get(
@@ -196,6 +211,7 @@ async def oauth_callback(
     code: Annotated[str, Query(min_length=1, max_length=2048)],
     state: Annotated[str, Query(min_length=1, max_length=4096)],
     request: Request,
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
 ) -> BearerToken:
@@ -207,8 +223,10 @@ async def oauth_callback(
         provider=provider,
         code=code,
         state=state,
+        binding=request.cookies.get(BINDING_COOKIE),
         redirect_uri=_callback_url(request, settings, provider),
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
+    response.delete_cookie(BINDING_COOKIE, path=OAUTH_COOKIE_PATH)
     return BearerToken(access_token=issued.token, expires_in=issued.lifetime_seconds)

@@ -1,14 +1,19 @@
 """Login through a generic OpenID Connect provider (authorization code flow).
 
-`authorize` hands out the provider's login URL with a signed, short-lived `state`; `callback` checks the state,
-exchanges the code for an access token at the provider, reads the user's `sub` and email from its userinfo
-endpoint, finds or creates the account, and starts one of our login sessions. Provider tokens are used once
-and never stored.
+`authorize` hands out the provider's login URL with a signed, short-lived `state` and sets a binding cookie in
+the browser that asked; `callback` checks the state against that cookie (a login started elsewhere, e.g. a
+link an attacker sent, is refused), exchanges the code for an access token at the provider with the PKCE
+verifier derived from the cookie, reads the user's `sub` and email from its userinfo endpoint, finds or creates
+the account, and starts one of our login sessions. Provider tokens are used once and never stored.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -29,6 +34,8 @@ from annotation_platform.user.service import user_service
 
 STATE_AUDIENCE = "annotation-platform:oidc-state"
 STATE_LIFETIME = timedelta(minutes=10)
+BINDING_COOKIE = "annotation_platform_oidc"
+"""Holds the random value the state is bound to; HttpOnly, SameSite=Lax (sent on the provider's redirect back)."""
 PROVIDER_TIMEOUT_SECONDS = 10.0
 
 
@@ -55,6 +62,28 @@ class OAuthProviderUnavailable(AppError):
     code = "oauth_provider_unavailable"
     title = "Login provider unreachable"
     description = "The OpenID Connect provider did not answer. Retry later."
+
+
+@dataclass(frozen=True)
+class Authorization:
+    url: str
+    binding: str
+    """The binding cookie's value."""
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _code_verifier(settings: Settings, binding: str) -> str:
+    """The PKCE verifier: derived from the browser's binding cookie and our secret, so it is never sent anywhere
+    but to the provider's token endpoint, and nothing has to be stored between the two requests."""
+    mac = hmac.new(settings.resolved_secret_key().encode(), f"oidc-pkce:{binding}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+def _code_challenge(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 def _configured(settings: Settings, provider: str) -> None:
@@ -95,11 +124,12 @@ class OidcService:
             raise OAuthProviderUnavailable("The provider's answer is not a JSON object.")
         return body
 
-    async def authorization_url(self, settings: Settings, *, provider: str, redirect_uri: str) -> str:
+    async def authorize(self, settings: Settings, *, provider: str, redirect_uri: str) -> Authorization:
         _configured(settings, provider)
         endpoints = await self._endpoints(settings)
+        binding = secrets.token_urlsafe(32)
         state = jwt.encode(
-            {"aud": STATE_AUDIENCE, "exp": utcnow() + STATE_LIFETIME, "nonce": secrets.token_urlsafe(16)},
+            {"aud": STATE_AUDIENCE, "exp": utcnow() + STATE_LIFETIME, "binding": _digest(binding)},
             settings.resolved_secret_key(),
             algorithm="HS256",
         )
@@ -110,9 +140,11 @@ class OidcService:
                 "redirect_uri": redirect_uri,
                 "scope": settings.oidc_scopes,
                 "state": state,
+                "code_challenge": _code_challenge(_code_verifier(settings, binding)),
+                "code_challenge_method": "S256",
             }
         )
-        return f"{endpoints['authorization_endpoint']}?{query}"
+        return Authorization(url=f"{endpoints['authorization_endpoint']}?{query}", binding=binding)
 
     async def callback(
         self,
@@ -122,15 +154,21 @@ class OidcService:
         provider: str,
         code: str,
         state: str,
+        binding: str | None,
         redirect_uri: str,
         ip: str | None,
         user_agent: str | None,
     ) -> IssuedToken:
         _configured(settings, provider)
         try:
-            jwt.decode(state, settings.resolved_secret_key(), algorithms=["HS256"], audience=STATE_AUDIENCE)
+            claims = jwt.decode(state, settings.resolved_secret_key(), algorithms=["HS256"], audience=STATE_AUDIENCE)
         except jwt.PyJWTError as exc:
             raise OAuthFailed("The state is invalid or expired. Start again at /authorize.") from exc
+        if not binding or not hmac.compare_digest(str(claims.get("binding", "")), _digest(binding)):
+            raise OAuthFailed(
+                "This login was not started in this browser (its cookie is missing or belongs to another login). "
+                "Start again at /authorize."
+            )
         endpoints = await self._endpoints(settings)
         tokens = await self._call(
             "POST",
@@ -141,16 +179,17 @@ class OidcService:
                 "redirect_uri": redirect_uri,
                 "client_id": settings.oidc_client_id,
                 "client_secret": settings.oidc_client_secret or "",
+                "code_verifier": _code_verifier(settings, binding),
             },
             headers={"Accept": "application/json"},
         )
         access_token = tokens.get("access_token")
         if not isinstance(access_token, str):
             raise OAuthFailed("The provider gave no access token.")
-        claims = await self._call(
+        userinfo = await self._call(
             "GET", endpoints["userinfo_endpoint"], headers={"Authorization": f"Bearer {access_token}"}
         )
-        subject, email = claims.get("sub"), claims.get("email")
+        subject, email = userinfo.get("sub"), userinfo.get("email")
         if not isinstance(subject, str) or not subject or not isinstance(email, str) or "@" not in email:
             raise OAuthFailed("The provider did not tell us the user's id (`sub`) and email.")
         user = await self._account(
@@ -159,7 +198,7 @@ class OidcService:
             provider=provider,
             subject=subject,
             email=email,
-            verified=claims.get("email_verified") is True,
+            verified=userinfo.get("email_verified") is True,
         )
         if not user.is_active:
             raise OAuthFailed("The account is disabled.")
