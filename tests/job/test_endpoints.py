@@ -137,6 +137,27 @@ async def test_a_failed_job_can_be_retried_and_a_finished_one_cannot(
     problem(await client.post(f"/api/v1/jobs/{queued_id}/retry", headers=team.owner.headers), 409, "job_not_retryable")
 
 
+async def test_a_cancelled_import_retried_runs_to_the_end(
+    app: Any, client: httpx.AsyncClient, api: Api, team: Team, engine: AsyncEngine
+) -> None:
+    room = await api.container(team.project, team.owner)
+    items, annotations = await counts(engine, room["id"])
+    job_id = await start(client, room, team.owner, chat_csv(ROOM))
+    cancelled = await client.post(f"/api/v1/jobs/{job_id}/cancel", headers=team.owner.headers)
+    assert cancelled.json()["status"] == "cancelled"
+
+    retried = await client.post(f"/api/v1/jobs/{job_id}/retry", headers=team.owner.headers)
+
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["status"] == "queued"
+    assert retried.json()["cancel_requested"] is False
+    job = await run(app, client, team.owner, job_id)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 1
+    labelled = sum(1 for row in ROOM if row[4] != "null")
+    assert await counts(engine, room["id"]) == (items + len(ROOM), annotations + labelled)
+
+
 async def test_the_reaper_fails_running_jobs_whose_worker_went_silent(
     app: Any, client: httpx.AsyncClient, team: Team
 ) -> None:
