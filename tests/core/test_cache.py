@@ -1,4 +1,5 @@
-"""The read cache: two API processes sharing Redis never serve a read that a committed write made stale."""
+"""The read cache: two API processes sharing Redis, or one DATA_DIR, never serve a read that a committed write
+made stale."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,17 +21,25 @@ def cached_app(database_url: str, tmp_path: Path, redis_url: str | None) -> Any:
     return create_app(make_settings(database_url, tmp_path, cache_enabled=True, redis_url=redis_url))
 
 
+@pytest.mark.parametrize("shared_by", ["redis", "data_dir"])
 async def test_a_write_in_one_process_is_seen_by_the_next_read_in_another(
-    client: httpx.AsyncClient, team: Team, database_url: str, tmp_path: Path
+    client: httpx.AsyncClient, team: Team, database_url: str, tmp_path: Path, shared_by: str
 ) -> None:
-    redis_url = redis_url_or_skip()
-    redis.Redis.from_url(redis_url).flushdb()
+    """With Redis the generations live there; without it (the embedded default: API processes and workers on one
+    host) in a memory-mapped file of DATA_DIR, while each process keeps its own entries."""
+    if shared_by == "redis":
+        redis_url: str | None = redis_url_or_skip()
+        redis.Redis.from_url(redis_url).flushdb()
+        data_dirs = (tmp_path / "a", tmp_path / "b")
+    else:
+        redis_url = None
+        data_dirs = (tmp_path / "shared", tmp_path / "shared")
     container_url = f"/api/v1/containers/{team.container['id']}"
     items_url = f"{container_url}/items"
     project_url = f"/api/v1/projects/{team.project['id']}"
     async with (
-        serve(cached_app(database_url, tmp_path / "a", redis_url)) as first,
-        serve(cached_app(database_url, tmp_path / "b", redis_url)) as second,
+        serve(cached_app(database_url, data_dirs[0], redis_url)) as first,
+        serve(cached_app(database_url, data_dirs[1], redis_url)) as second,
     ):
         for http in (first, second):  # warm both processes' view
             for url in (container_url, items_url, project_url):

@@ -7,20 +7,25 @@ of them moved. The counters move after a commit that wrote a row of the scope: s
 for every session, in API and worker processes alike) collect the scopes from the ORM unit of work and from
 INSERT / UPDATE / DELETE statements, and bump them when the transaction commits, before the response is sent.
 A write whose scope cannot be told (a textual statement, an UPDATE without the key in its WHERE) bumps `*`,
-which retires every entry. With Redis the counters are shared, so a write in one process is seen by the next
-read in any other; the in-process LRU only sees its own process's writes (see docs/architecture.md).
+which retires every entry. The counters are shared by every process, so a write in one (an API process, a
+worker's import) is seen by the next read in any other: in Redis, or without Redis in a memory-mapped file in
+DATA_DIR (`SharedGenerations`; the embedded default runs on one host), beside each process's own LRU of entries.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
+import mmap
+import os
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -90,18 +95,63 @@ def _header(generations: Sequence[int]) -> bytes:
     return b",".join(str(generation).encode() for generation in generations)
 
 
-class LocalCache(Cache):
-    """An LRU of bounded size in this process: the embedded default, and a fallback for tests."""
+class SharedGenerations:
+    """Generation counters every process of this host sees, without a server: a memory-mapped file of
+    GENERATION_SLOTS 8-byte slots. A scope hashes to a slot (two scopes sharing one only retire each other's
+    entries early); a bump writes a fresh random value, so two processes bumping at once cannot lose a bump the
+    way two increments could."""
 
-    def __init__(self, ttl_seconds: int, max_entries: int) -> None:
+    SLOTS = 1 << 16
+    SLOT_BYTES = 8
+
+    def __init__(self, path: Path) -> None:
+        size = self.SLOTS * self.SLOT_BYTES
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(descriptor).st_size < size:
+                os.ftruncate(descriptor, size)
+            self._map = mmap.mmap(descriptor, size)
+        finally:
+            os.close(descriptor)
+
+    def _offset(self, scope: str) -> int:
+        digest = hashlib.blake2b(scope.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little") % self.SLOTS * self.SLOT_BYTES
+
+    def read(self, scopes: Sequence[str]) -> list[int]:
+        found = []
+        for scope in scopes:
+            offset = self._offset(scope)
+            found.append(int.from_bytes(self._map[offset : offset + self.SLOT_BYTES], "little"))
+        return found
+
+    def bump(self, scopes: Iterable[str]) -> None:
+        for scope in scopes:
+            offset = self._offset(scope)
+            self._map[offset : offset + self.SLOT_BYTES] = os.urandom(self.SLOT_BYTES)
+
+    def close(self) -> None:
+        self._map.close()
+
+
+class LocalCache(Cache):
+    """An LRU of bounded size in this process, for when there is no Redis. Its generations are `shared` by the
+    host's processes (the embedded default), or this process's own when none is given (a single process)."""
+
+    def __init__(self, ttl_seconds: int, max_entries: int, shared: SharedGenerations | None = None) -> None:
         super().__init__(ttl_seconds)
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._generations: dict[str, int] = {}
+        self._shared = shared
         self._lock = threading.Lock()
 
     async def _fetch(self, key: str, scopes: Sequence[str]) -> tuple[bytes | None, list[int]]:
-        generations = [self._generations.get(scope, 0) for scope in scopes]
+        if self._shared is not None:
+            generations = self._shared.read(scopes)
+        else:
+            generations = [self._generations.get(scope, 0) for scope in scopes]
         found = self._entries.get(key)
         if found is None or found[0] < time.monotonic():
             return None, generations
@@ -116,9 +166,16 @@ class LocalCache(Cache):
                 self._entries.popitem(last=False)
 
     def bump(self, scopes: Iterable[str]) -> None:
+        if self._shared is not None:
+            self._shared.bump(scopes)
+            return
         with self._lock:
             for scope in scopes:
                 self._generations[scope] = self._generations.get(scope, 0) + 1
+
+    async def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
 
 
 class RedisCache(Cache):
@@ -170,7 +227,8 @@ def create_cache(settings: Settings) -> Cache | None:
         return None
     if settings.redis_url:
         return RedisCache(settings.redis_url, settings.cache_ttl_seconds)
-    return LocalCache(settings.cache_ttl_seconds, settings.cache_local_max_entries)
+    shared = SharedGenerations(settings.data_dir / "cache" / "generations")
+    return LocalCache(settings.cache_ttl_seconds, settings.cache_local_max_entries, shared)
 
 
 def cache_of(session: Any) -> Cache | None:
