@@ -94,6 +94,14 @@ def annotation_data_context(annotation_id: uuid.UUID | str) -> bytes:
     return context("annotations", "data", annotation_id)
 
 
+def export_file_context(job_id: uuid.UUID) -> bytes:
+    return context("jobs", "export_file", job_id)
+
+
+def snapshot_file_context(version_id: uuid.UUID) -> bytes:
+    return context("project_versions", "snapshot_file", version_id)
+
+
 def delivery_payload_context(delivery_id: uuid.UUID) -> bytes:
     return context("webhook_deliveries", "payload", delivery_id)
 

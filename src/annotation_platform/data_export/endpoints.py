@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from annotation_platform.auth.dependencies import CurrentUser
@@ -65,10 +65,13 @@ async def create_export(
         **problem_responses(NotAuthenticated, NotFound, ExportNotReady, ExportExpired),
     },
 )
-async def download_export(job: OwnJob, settings: SettingsDep) -> Response:
+async def download_export(job: OwnJob, settings: SettingsDep, request: Request) -> Response:
     """The file of one of the caller's succeeded exports (409 while it runs, 410 once it has expired)."""
     found = export_service.download(job=job, settings=settings)
     headers = {"Content-Disposition": f'attachment; filename="{found.filename}"'}
+    sealed = export_service.sealed_chunks(found, job=job, key_ring=request.app.state.key_ring)
+    if sealed is not None:
+        return StreamingResponse(sealed, media_type=found.media_type, headers=headers)
     path = found.storage.path(found.name)
     if path is not None:
         return FileResponse(path, media_type=found.media_type, headers=headers)
