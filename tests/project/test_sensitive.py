@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from annotation_platform.config import Settings
 from annotation_platform.core.crypto import generate_key_entry
 from annotation_platform.main import create_app
-from tests.conftest import Api, make_settings, problem, serve
+from tests.agreement.test_endpoints import A, B, agreement, label_room
+from tests.conftest import Api, Team, make_settings, problem, serve
 
 ITEMS = "/api/v1/containers/{}/items"
 SECRET = "segredo: a vacinação deveria ser um dever"
@@ -223,3 +224,35 @@ async def test_a_value_whose_key_left_the_ring_answers_503(
     ) as http:
         answer = await http.get(f"/api/v1/items/{items[0]['id']}", headers=owner.headers)
         assert answer.json()["content"] == SECRET
+
+
+async def test_agreement_and_gold_of_a_sensitive_project_match_a_plain_one(
+    client: httpx.AsyncClient, api: Api, team: Team
+) -> None:
+    """The same labels in a plain and a sensitive project give the same report, gold set and open items."""
+    sensitive = await api.project(team.owner, name="Clinic", sensitive=True)
+    for member, role in ((team.annotator, "annotator"), (team.reviewer, "reviewer"), (team.viewer, "viewer")):
+        await api.add_member(sensitive, team.owner, member, role)
+    answers = []
+    for project in (team.project, sensitive):
+        team.project = project
+        room = await label_room(api, team, [(team.annotator, A), (team.reviewer, B)])
+        report = (await agreement(client, room, team.viewer)).json()
+        url = f"/api/v1/containers/{room['id']}/gold"
+        gold = await client.post(url, json={"type": "thread", "source": "majority"}, headers=team.reviewer.headers)
+        assert gold.status_code == 201, gold.text
+        listed = await client.get(f"{url}/open", params={"type": "thread", "context": 1}, headers=team.viewer.headers)
+        assert listed.status_code == 200, listed.text
+        for volatile in ("computed_at", "container_id"):
+            report.pop(volatile, None)
+        answers.append((report, gold.json()["gold_items"], _without_ids(listed.json()["items"])))
+    assert answers[0] == answers[1]
+    assert answers[1][2][0]["content"] == "turn number 2"
+
+
+def _without_ids(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_ids(v) for k, v in value.items() if k not in ("item_id", "id")}
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
