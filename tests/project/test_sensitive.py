@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from annotation_platform.config import Settings
 from annotation_platform.core.crypto import generate_key_entry
+from annotation_platform.key_rotation.service import key_rotation_service
 from annotation_platform.main import create_app
 from tests.agreement.test_endpoints import A, B, agreement, label_room
 from tests.conftest import Api, Team, make_settings, problem, serve
@@ -256,3 +257,56 @@ def _without_ids(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_ids(v) for v in value]
     return value
+
+
+async def test_webhook_payloads_are_sealed_and_rotation_reencrypts_every_column(
+    api: Api, client: httpx.AsyncClient, settings: Settings, tmp_path: Path
+) -> None:
+    old, new = generate_key_entry("old"), generate_key_entry("new")
+    with_old = make_settings(settings.database_url, tmp_path, encryption_keys=old)
+    async with serve(create_app(with_old)) as http:
+        helper = Api(http, api.engine)
+        owner, project, _, items = await _sensitive_setup(helper)
+        hooks = f"/api/v1/projects/{project['id']}/webhooks"
+        hook = await http.post(
+            hooks,
+            json={"url": "https://93.184.216.34/hooks", "event_types": ["annotation.created"]},
+            headers=owner.headers,
+        )
+        assert hook.status_code == 201, hook.text
+        annotation = await helper.annotate(items[0], owner, data={"label": "diagnosis"})
+        ((payload,),) = await _raw(api.engine, "SELECT payload FROM webhook_deliveries")
+        assert payload.startswith("enc:v1:old:")
+        assert "diagnosis" not in payload
+        listed = await http.get(f"{hooks}/{hook.json()['id']}/deliveries", headers=owner.headers)
+        assert listed.json()["items"][0]["payload"]["data"]["annotations"][0]["data"] == {"label": "diagnosis"}
+
+    both = make_settings(settings.database_url, tmp_path, encryption_keys=f"{new},{old}")
+    application = create_app(both)
+    async with serve(application) as http:
+        async with application.state.sessionmaker() as session:
+            before = await key_rotation_service.status(session, key_ring=application.state.key_ring, settings=both)
+        assert before["columns"]["webhook_deliveries.payload"] == {"old": 1}
+        assert before["columns"]["items.metadata"] == {"old": 2}
+        rotated = await key_rotation_service.rotate(
+            application.state.sessionmaker, key_ring=application.state.key_ring, settings=both, batch=1
+        )
+        assert rotated.values["items.content"] == 2
+        assert rotated.values["annotations.data"] == 1
+        assert rotated.values["webhooks.secret"] == 1
+        again = await key_rotation_service.rotate(
+            application.state.sessionmaker, key_ring=application.state.key_ring, settings=both
+        )
+        assert again.values == {}
+        async with application.state.sessionmaker() as session:
+            after = await key_rotation_service.status(session, key_ring=application.state.key_ring, settings=both)
+        assert {key for counts in after["columns"].values() for key in counts} == {"new"}
+        assert await http.get(f"/api/v1/annotations/{annotation['id']}/history", headers=owner.headers)
+
+    only_new = make_settings(settings.database_url, tmp_path, encryption_keys=new)
+    async with serve(create_app(only_new)) as http:
+        listed = await http.get(f"{hooks}/{hook.json()['id']}/deliveries", headers=owner.headers)
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["items"][0]["payload"]["data"]["annotations"][0]["data"] == {"label": "diagnosis"}
+        history = await http.get(f"/api/v1/annotations/{annotation['id']}/history", headers=owner.headers)
+        assert history.json()["items"][0]["data"] == {"label": "diagnosis"}

@@ -9,6 +9,7 @@ from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.config import SettingsDep
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import BODY_ERRORS, Forbidden, NotAuthenticated, NotFound, problem_responses
+from annotation_platform.core.field_crypto import EncryptionKeyUnavailable
 from annotation_platform.core.routing import ApiRoute
 from annotation_platform.data_export.schemas import MEDIA_TYPES, ExportCreate
 from annotation_platform.data_export.service import (
@@ -62,7 +63,7 @@ async def create_export(
             "description": "The export file, as an attachment.",
             "content": {media_type.split(";")[0]: {} for media_type in MEDIA_TYPES.values()},
         },
-        **problem_responses(NotAuthenticated, NotFound, ExportNotReady, ExportExpired),
+        **problem_responses(NotAuthenticated, NotFound, ExportNotReady, ExportExpired, EncryptionKeyUnavailable),
     },
 )
 async def download_export(job: OwnJob, settings: SettingsDep, request: Request) -> Response:
