@@ -122,9 +122,7 @@ class ItemService:
     ) -> tuple[bytes, str | None]:
         """The page's JSON and the next cursor. Pages are cached until the container or its items change."""
         container_id = access.container.id
-        sensitive = await is_sensitive(session, access.container.project_id)
-        # A sensitive project's pages are not cached: the cache would hold their plaintext.
-        cache = None if sensitive else cache_of(session)
+        cache = cache_of(session)
         key = f"items:{container_id}:{params.limit}:{int(params.include_total)}:{params.cursor or ''}"
         generations: list[int] = []
         if cache is not None:
@@ -132,6 +130,11 @@ class ItemService:
             if cached is not None:
                 cursor_bytes, _, body = cached.partition(b"\n")
                 return body, cursor_bytes.decode() or None
+        # A sensitive project's pages are never stored (the cache would hold their plaintext), so a hit above
+        # was a plain project's, and only a miss asks.
+        sensitive = await is_sensitive(session, access.container.project_id)
+        if sensitive:
+            cache = None
         rows, cursor = await item_repository.page(session, container_id, params, sensitive=sensitive)
         items_json = _ITEM_LIST.dump_json(_ITEM_LIST.validate_python(rows, from_attributes=True))
         body = page_body(items_json, cursor, access.container.item_count if params.include_total else None)
