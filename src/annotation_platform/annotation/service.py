@@ -31,7 +31,7 @@ from annotation_platform.core.errors import (
     PreconditionRequired,
     ValidationFailed,
 )
-from annotation_platform.core.field_crypto import SEALED_PLACEHOLDER, is_sensitive, redact
+from annotation_platform.core.field_crypto import SEALED_PLACEHOLDER, is_sensitive, loaded_sealed, redact
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.types import utcnow
@@ -177,7 +177,7 @@ class AnnotationService:
                 errors=[{"loc": ["body", "end_offset"], "msg": "past the end of the content", "type": "offsets"}],
             )
         row = self._row(item_id=item.id, container_id=item.container_id, user=user, data=data)
-        sensitive = await is_sensitive(session, access.project_id)
+        sensitive = loaded_sealed(item)
         await annotation_repository.insert_many(session, [row], sensitive=sensitive)
         await self._record_created(session, access.project_id, [row], user, sensitive=sensitive)
         audit_service.record(
@@ -413,7 +413,7 @@ class AnnotationService:
     ) -> AnnotationRead:
         """Writes `changes` as the next version (if nobody wrote one meanwhile), with its revision and feed entry."""
         annotation = access.annotation
-        sensitive = await is_sensitive(session, access.project_id)
+        sensitive = loaded_sealed(annotation)
         if changes.get("end_offset") is not None:
             length = await annotation_repository.content_length(session, annotation.item_id, sensitive=sensitive)
             if changes["end_offset"] > length:
@@ -467,7 +467,7 @@ class AnnotationService:
             raise PreconditionFailed() if if_match is not None else ConcurrentChange()
         await emit(session, access.project_id, ANNOTATION_DELETED, _event_data([_to_read(annotation)]))
         gone = _to_read(annotation).model_copy(update={"version": annotation.version + 1})
-        sensitive = await is_sensitive(session, access.project_id)
+        sensitive = loaded_sealed(annotation)
         await annotation_repository.insert_revisions(
             session, [_revision_of(gone, "deleted", user, utcnow())], sensitive=sensitive
         )

@@ -75,6 +75,11 @@ async def is_sensitive(session: AsyncSession, project_id: uuid.UUID) -> bool:
     return known[project_id]
 
 
+def loaded_sealed(target: Item | Annotation | AnnotationRevision) -> bool:
+    """Whether an ORM object was stored sealed, i.e. belongs to a sensitive project: known without a query."""
+    return bool(getattr(target, _SEALED, False))
+
+
 def context(table: str, column: str, row_id: uuid.UUID | str) -> bytes:
     """`<table>.<column>:<row id>`, the id in its canonical form (bulk writers hold ids as 32 hex digits)."""
     if not isinstance(row_id, uuid.UUID):

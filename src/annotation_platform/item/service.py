@@ -22,7 +22,7 @@ from annotation_platform.container.repository import container_repository
 from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.cache import cache_of, container_scope
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
-from annotation_platform.core.field_crypto import is_sensitive, redact
+from annotation_platform.core.field_crypto import is_sensitive, loaded_sealed, redact
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams, page_body
 from annotation_platform.core.sql import IN_LIST_CHUNK
@@ -336,7 +336,7 @@ class ItemService:
                 entries=[(item.id, item.container_id, None)],
             )
         old, new = changed_fields(before, after)
-        if await is_sensitive(session, access.project_id):
+        if loaded_sealed(item):
             old, new = redact(old, SEALED_FIELDS), redact(new, SEALED_FIELDS)
         audit_service.record(
             session,
