@@ -126,9 +126,21 @@ async def test_export_download_without_its_key_answers_503(
         await _fill(application, http, helper, team, project)
         job, _ = await _export(application, http, team, project, "jsonl")
     other = make_settings(settings.database_url, tmp_path, encryption_keys=generate_key_entry("b"))
-    async with serve(create_app(other)) as http:
+    without = create_app(other)
+    async with serve(without) as http:
         response = await http.get(f"/api/v1/jobs/{job['id']}/download", headers=team.owner.headers)
         problem(response, 503, "encryption_key_unavailable")
+        # A new export (and snapshot) of the project fails cleanly, saying why, and keeps no file.
+        for url, body, run_job in (
+            (f"/api/v1/projects/{project['id']}/exports", {"format": "csv"}, run_export),
+            (f"/api/v1/projects/{project['id']}/versions", {"tag": "v9"}, run_snapshot),
+        ):
+            started = await http.post(url, json=body, headers=team.owner.headers)
+            assert started.status_code == 202, started.text
+            await run_job(without.state.sessionmaker, uuid.UUID(started.json()["id"]), settings=other)
+            failed = (await http.get(f"/api/v1/jobs/{started.json()['id']}", headers=team.owner.headers)).json()
+            assert failed["status"] == "failed", failed
+            assert "no longer configured" in failed["error_message"]
 
 
 async def test_snapshot_restore_diff_of_a_sensitive_project(

@@ -29,6 +29,7 @@ from annotation_platform.config import Settings, get_settings
 from annotation_platform.core.crypto import KeyRing
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from annotation_platform.core.field_crypto import (
+    EncryptionKeyUnavailable,
     export_file_context,
     is_sensitive,
     key_ring_of,
@@ -473,6 +474,10 @@ async def run_export(
     except JobLost:
         storage.delete(exporter.name)
         logger.warning("export %s: the job was failed by the reaper meanwhile; file removed", job_id)
+    except EncryptionKeyUnavailable as exc:
+        logger.error("export %s: %s", job_id, exc.detail)
+        storage.delete(exporter.name)
+        await exporter.finish(JobStatus.failed, error_message=f"{exc.detail} No file was kept.")
     except Exception:
         logger.exception("export %s failed", job_id)
         storage.delete(exporter.name)

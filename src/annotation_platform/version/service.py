@@ -25,6 +25,7 @@ from annotation_platform.container.repository import container_repository
 from annotation_platform.core.crypto import KeyRing
 from annotation_platform.core.errors import AppError, Conflict, Forbidden, NotFound
 from annotation_platform.core.field_crypto import (
+    EncryptionKeyUnavailable,
     item_content_context,
     item_metadata_context,
     key_ring_of,
@@ -36,7 +37,7 @@ from annotation_platform.core.field_crypto import (
 )
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams, decode_cursor, encode_cursor
-from annotation_platform.core.sealed_file import SealedWriter, open_maybe_sealed
+from annotation_platform.core.sealed_file import SealedFileTruncated, SealedWriter, open_maybe_sealed
 from annotation_platform.core.types import utcnow
 from annotation_platform.data_export.repository import export_repository
 from annotation_platform.data_export.service import ContainerNotInProject
@@ -351,6 +352,10 @@ async def run_snapshot(
     except JobLost:
         storage.delete(name)
         logger.warning("snapshot %s: the job was failed by the reaper meanwhile; file removed", job_id)
+    except EncryptionKeyUnavailable as exc:
+        logger.error("snapshot %s: %s", job_id, exc.detail)
+        storage.delete(name)
+        await run.finish(JobStatus.failed, error_message=f"{exc.detail} No file was kept.")
     except Exception:
         logger.exception("snapshot %s failed", job_id)
         storage.delete(name)
@@ -508,9 +513,12 @@ async def run_restore(
         await run.finish(JobStatus.cancelled, error_message="Cancelled; nothing was written.")
     except JobLost:
         logger.warning("restore %s: the job was failed by the reaper meanwhile; rolled back", job_id)
-    except snapshot.SnapshotCorrupt as exc:
+    except (snapshot.SnapshotCorrupt, SealedFileTruncated) as exc:
         logger.error("restore %s: %s", job_id, exc)
         await run.finish(JobStatus.failed, error_message=f"Nothing was written: {exc}.")
+    except EncryptionKeyUnavailable as exc:
+        logger.error("restore %s: %s", job_id, exc.detail)
+        await run.finish(JobStatus.failed, error_message=f"Nothing was written: {exc.detail}")
     except Exception:
         logger.exception("restore %s failed", job_id)
         await run.finish(JobStatus.failed, error_message="The restore failed unexpectedly; nothing was written.")
