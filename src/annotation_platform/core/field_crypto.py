@@ -116,7 +116,7 @@ def decrypt_text(key_ring: KeyRing, token: str, ctx: bytes) -> str:
     try:
         return key_ring.decrypt_text(token, context=ctx)
     except DecryptionError as error:
-        if key_ring._split(token)[0] not in key_ring.key_ids:
+        if not key_ring.holds_key_of(token):
             raise EncryptionKeyUnavailable(
                 "This data was encrypted with a key that is no longer configured; ask an operator."
             ) from error
