@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-sqlite test-postgres lint security format migration migrations-check bench-core bench-import bench-export bench-api lock ci clean
+.PHONY: help run test test-sqlite test-postgres lint security format migration migrations-check bench-core bench-import bench-export bench-sensitive bench-api lock ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -65,6 +65,9 @@ bench-import: $(BIN)/.dev ## a chat CSV through the API and a worker vs psql \co
 
 bench-export: $(BIN)/.dev ## JSONL and CSV exports through the API and a worker vs raw COPY TO (BENCH_EXPORT_ROWS=1000000)
 	$(BIN)/python benchmarks/exports.py
+
+bench-sensitive: $(BIN)/.dev ## import and export of a plain vs a sensitive (encrypted) project (BENCH_SENSITIVE_ROWS=20000)
+	$(BIN)/python benchmarks/sensitive.py
 
 bench-api: $(BIN)/.dev ## item pages vs a raw asyncpg baseline, deep pages, cache and 304s, writes, rate limits (BENCH_API_ITEMS=1000000; needs wrk, PostgreSQL, Redis)
 	$(BIN)/python benchmarks/api.py

@@ -59,8 +59,9 @@ def runtime() -> Runtime:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         engine = create_engine(settings)
-        sessionmaker = create_sessionmaker(engine, app, create_cache(settings))
-        _runtime = Runtime(os.getpid(), settings, loop, engine, sessionmaker, settings.resolved_key_ring())
+        key_ring = settings.resolved_key_ring()
+        sessionmaker = create_sessionmaker(engine, app, create_cache(settings), key_ring)
+        _runtime = Runtime(os.getpid(), settings, loop, engine, sessionmaker, key_ring)
     return _runtime
 
 

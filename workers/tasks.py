@@ -14,6 +14,7 @@ from annotation_platform.core.queue import WEBHOOK_SWEEP_TASK
 from annotation_platform.data_export.service import export_service, run_export
 from annotation_platform.data_import.service import import_service, run_import
 from annotation_platform.job.service import job_service
+from annotation_platform.key_rotation.service import ROTATE_TASK, key_rotation_service
 from annotation_platform.mail.service import SEND_TASK, deliver
 from annotation_platform.version.service import run_restore, run_snapshot
 from annotation_platform.webhook import delivery as webhook_delivery
@@ -52,6 +53,16 @@ def reap_jobs() -> tuple[int, int]:
             return await job_service.reap(session, settings=current.settings)
 
     return current.run(reap())
+
+
+@app.task(name=ROTATE_TASK)
+def rotate_keys() -> dict[str, object]:
+    """Re-encrypts with the current key every stored value and sealed file an older key made (key_rotation/)."""
+    current = runtime()
+    rotated = current.run(
+        key_rotation_service.rotate(current.sessionmaker, key_ring=current.key_ring, settings=current.settings)
+    )
+    return rotated.as_dict()
 
 
 @app.task(name="exports.run")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -96,6 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--id", dest="key_id", help="the key's id (default: random)")
     generate.set_defaults(handler=_keys_generate, without_settings=True)
+    status = key_actions.add_parser(
+        "status", help="how many stored values and files each key id encrypted, per table and column"
+    )
+    status.add_argument("--json", action="store_true", help="print the counts as JSON")
+    status.set_defaults(handler=_keys_status)
+    key_actions.add_parser(
+        "rotate",
+        help="queue the re-encryption, with the current (first) key, of everything older keys made (a worker runs it)",
+    ).set_defaults(handler=_keys_rotate)
     return parser
 
 
@@ -117,6 +127,35 @@ def _keys_generate(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _keys_status(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit status 0 when everything is encrypted with the current key, 1 when some is not (yet)."""
+    from annotation_platform.key_rotation.service import key_rotation_service
+
+    key_ring = settings.resolved_key_ring()
+    found = run_in_session(settings, lambda s: key_rotation_service.status(s, key_ring=key_ring, settings=settings))
+    if args.json:
+        print(json.dumps(found, indent=2, sort_keys=True))
+    else:
+        print(f"current key: {found['current']}   ring: {', '.join(found['ring'])}")
+        for name, counts in found["columns"].items():
+            cells = ", ".join(f"{key_id}: {count}" for key_id, count in sorted(counts.items())) or "-"
+            print(f"  {name:<40} {cells}")
+        cells = ", ".join(f"{key_id}: {count}" for key_id, count in sorted(found["files"].items())) or "-"
+        print(f"  {'sealed files (snapshots, exports)':<40} {cells}")
+    used = {key_id for counts in found["columns"].values() for key_id in counts} | set(found["files"])
+    for key_id in sorted(used - set(found["ring"])):
+        print(f"warning: key {key_id} is not in ENCRYPTION_KEYS: its values cannot be read", file=sys.stderr)
+    return 0 if used <= {found["current"]} else 1
+
+
+def _keys_rotate(settings: Settings, _args: argparse.Namespace) -> None:
+    from annotation_platform.key_rotation.service import ROTATE_TASK, key_rotation_service
+
+    key_rotation_service.enqueue(settings)
+    print(f"queued {ROTATE_TASK}: a worker re-encrypts with key {settings.resolved_key_ring().current_key_id}")
+    print("  follow it with: annotation-platform keys status")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:

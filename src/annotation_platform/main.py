@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_ring = settings.resolved_key_ring()
     app.state.queue = create_celery(settings)
     app.state.cache = create_cache(settings)
-    app.state.sessionmaker = create_sessionmaker(engine, app.state.queue, app.state.cache)
+    app.state.sessionmaker = create_sessionmaker(engine, app.state.queue, app.state.cache, app.state.key_ring)
     try:
         app.state.migration_heads = head_revisions()
     except MigrationsNotFound:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Row, delete, func, select
@@ -13,14 +14,17 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.core.field_crypto import is_sealed_json, key_ring_of, open_data, open_item_row
 from annotation_platform.models import AgreementResult, Annotation, Container, Item, Job, JobKind, JobStatus, User
 
 
 class AgreementRepository:
-    async def labels(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> list[Row[Any]]:
-        """Whole-item annotations (no offsets) of this type with a living author, by item order, oldest first."""
+    async def labels(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> list[Any]:
+        """Whole-item annotations (no offsets) of this type with a living author, by item order, oldest first.
+        A sensitive project's data are opened here (rows then come as namespaces)."""
         statement = (
             select(
+                Annotation.id,
                 Annotation.item_id,
                 Item.sequence,
                 Annotation.created_by,
@@ -37,7 +41,11 @@ class AgreementRepository:
             )
             .order_by(Item.sequence, Item.id, Annotation.id)
         )
-        return list((await session.execute(statement)).all())
+        rows = list((await session.execute(statement)).all())
+        if not any(is_sealed_json(row.data) for row in rows[:1]):
+            return rows
+        key_ring = key_ring_of(session)
+        return [SimpleNamespace(**{**row._mapping, "data": open_data(key_ring, row.data, row.id)}) for row in rows]
 
     async def fingerprint(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> tuple[int, str]:
         """How many annotations of this type the container has, and a string that changes whenever any of them
@@ -117,17 +125,17 @@ class AgreementRepository:
                 return job
         return None
 
-    async def items(self, session: AsyncSession, item_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Row[Any]]:
+    async def items(self, session: AsyncSession, item_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
         if not item_ids:
             return {}
-        statement = select(Item.id, Item.external_id, Item.sequence, Item.content).where(Item.id.in_(list(item_ids)))
-        return {row.id: row for row in await session.execute(statement)}
+        statement = select(*_ITEM_COLUMNS).where(Item.id.in_(list(item_ids)))
+        return {row.id: row for row in _opened(session, list((await session.execute(statement)).all()))}
 
     async def neighbours(
         self, session: AsyncSession, container_id: uuid.UUID, sequence: int, item_id: uuid.UUID, count: int
     ) -> tuple[list[Row[Any]], list[Row[Any]]]:
         """Up to `count` items just before and just after this one, in order."""
-        columns = (Item.id, Item.external_id, Item.sequence, Item.content)
+        columns = _ITEM_COLUMNS
         position = (Item.sequence, Item.id)
         before = (
             select(*columns)
@@ -143,9 +151,9 @@ class AgreementRepository:
             .order_by(*position)
             .limit(count)
         )
-        earlier = list((await session.execute(before)).all())
+        earlier = _opened(session, list((await session.execute(before)).all()))
         earlier.reverse()
-        return earlier, list((await session.execute(after)).all())
+        return earlier, _opened(session, list((await session.execute(after)).all()))
 
     async def gold_count(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> int:
         statement = select(func.count()).where(
@@ -164,6 +172,17 @@ class AgreementRepository:
             Annotation.container_id == container_id, Annotation.type == type_, Annotation.is_gold.is_(True)
         )
         return int((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+
+
+_ITEM_COLUMNS = (Item.id, Item.external_id, Item.sequence, Item.content, Item.metadata_)
+
+
+def _opened(session: AsyncSession, rows: list[Any]) -> list[Any]:
+    """The rows, with a sensitive project's contents opened (as namespaces)."""
+    if not any(is_sealed_json(row.metadata_) for row in rows):
+        return rows
+    key_ring = key_ring_of(session)
+    return [SimpleNamespace(**open_item_row(key_ring, row)) for row in rows]
 
 
 agreement_repository = AgreementRepository()

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, String, Uuid, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.core.field_crypto import is_sealed_json, key_ring_of, open_content, seal_data
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
 from annotation_platform.core.sql import IN_LIST_CHUNK, rows_where_in
 from annotation_platform.core.types import UTCDateTime
@@ -71,9 +72,18 @@ class AnnotationRepository:
     ) -> AnnotationRevision | None:
         return await session.get(AnnotationRevision, (annotation_id, version))
 
-    async def insert_revisions(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    async def insert_revisions(
+        self, session: AsyncSession, rows: list[dict[str, Any]], *, sensitive: bool = False
+    ) -> None:
         if rows:
-            await session.execute(insert(AnnotationRevision), rows)
+            await session.execute(
+                insert(AnnotationRevision), self._sealed(session, rows, "annotation_id") if sensitive else rows
+            )
+
+    def _sealed(self, session: AsyncSession, rows: list[dict[str, Any]], id_key: str = "id") -> list[dict[str, Any]]:
+        """The rows with `data` sealed to the annotation (rows whose data is sealed already are kept)."""
+        key_ring = key_ring_of(session)
+        return [row if is_sealed_json(row.get("data")) else seal_data(key_ring, row, id_key=id_key) for row in rows]
 
     def ids_on_item(self, item_id: uuid.UUID) -> Select[Any]:
         return select(Annotation.id).where(Annotation.item_id == item_id)
@@ -188,16 +198,31 @@ class AnnotationRepository:
         return [row[0] for row in rows], cursor, total
 
     async def items_by_ref(
-        self, session: AsyncSession, container_id: uuid.UUID, *, ids: list[uuid.UUID], external_ids: list[str]
+        self,
+        session: AsyncSession,
+        container_id: uuid.UUID,
+        *,
+        ids: list[uuid.UUID],
+        external_ids: list[str],
+        sensitive: bool = False,
     ) -> tuple[dict[uuid.UUID, int], dict[str, tuple[uuid.UUID, int]]]:
-        """Content lengths of the referenced items of this container, by id and by external id."""
-        length = func.length(Item.content)
-        statement = select(Item.id, Item.external_id, length).where(Item.container_id == container_id)
-        by_id = {row[0]: row[2] for row in await rows_where_in(session, statement, Item.id, list(set(ids)), Uuid())}
-        by_external_id = {
-            row[1]: (row[0], row[2])
-            for row in await rows_where_in(session, statement, Item.external_id, list(set(external_ids)), String())
-        }
+        """Content lengths of the referenced items of this container, by id and by external id. A sensitive
+        project's contents are sealed, so they are read and opened here instead of measured in SQL."""
+        if sensitive:
+            statement = select(Item.id, Item.external_id, Item.content, Item.metadata_)
+        else:
+            statement = select(Item.id, Item.external_id, func.length(Item.content))
+        statement = statement.where(Item.container_id == container_id)
+        found: list[Any] = [
+            *await rows_where_in(session, statement, Item.id, list(set(ids)), Uuid()),
+            *await rows_where_in(session, statement, Item.external_id, list(set(external_ids)), String()),
+        ]
+        if sensitive:
+            key_ring = key_ring_of(session)
+            found = [(row[0], row[1], len(open_content(key_ring, row[2], row[3], row[0]))) for row in found]
+        wanted_ids, wanted_external_ids = set(ids), set(external_ids)
+        by_id = {row[0]: row[2] for row in found if row[0] in wanted_ids}
+        by_external_id = {row[1]: (row[0], row[2]) for row in found if row[1] in wanted_external_ids}
         return by_id, by_external_id
 
     async def authorship(
@@ -214,10 +239,14 @@ class AnnotationRepository:
         rows = await rows_where_in(session, statement, Annotation.id, list(dict.fromkeys(annotation_ids)), Uuid())
         return {row.id: row for row in rows}
 
-    async def update_many(self, session: AsyncSession, container_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+    async def update_many(
+        self, session: AsyncSession, container_id: uuid.UUID, rows: list[dict[str, Any]], *, sensitive: bool = False
+    ) -> None:
         """One executemany by primary key, kept inside the container."""
         statement = update(Annotation).where(Annotation.container_id == container_id)
-        await session.execute(statement.execution_options(synchronize_session=None), rows)
+        await session.execute(
+            statement.execution_options(synchronize_session=None), self._sealed(session, rows) if sensitive else rows
+        )
 
     async def read_many(
         self, session: AsyncSession, container_id: uuid.UUID, annotation_ids: list[uuid.UUID]
@@ -246,17 +275,29 @@ class AnnotationRepository:
         )
         return (await session.execute(statement)).scalar_one_or_none()
 
-    async def content_length(self, session: AsyncSession, item_id: uuid.UUID) -> int:
+    async def content_length(self, session: AsyncSession, item_id: uuid.UUID, *, sensitive: bool = False) -> int:
+        if sensitive:
+            row = (await session.execute(select(Item.content, Item.metadata_).where(Item.id == item_id))).one()
+            return len(open_content(key_ring_of(session), row[0], row[1], item_id))
         statement = select(func.length(Item.content)).where(Item.id == item_id)
         return int((await session.execute(statement)).scalar_one())
 
-    async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        await session.execute(insert(Annotation), rows)
+    async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]], *, sensitive: bool = False) -> None:
+        await session.execute(insert(Annotation), self._sealed(session, rows) if sensitive else rows)
 
     async def update_if_version(
-        self, session: AsyncSession, annotation: Annotation, *, expected_version: int, values: dict[str, Any]
+        self,
+        session: AsyncSession,
+        annotation: Annotation,
+        *,
+        expected_version: int,
+        values: dict[str, Any],
+        sensitive: bool = False,
     ) -> bool:
         """Writes only if nobody changed the row since it was read; False when someone did."""
+        if sensitive:
+            values = self._sealed(session, [{**values, "id": annotation.id}])[0]
+            values.pop("id")
         result = await session.execute(
             update(Annotation)
             .where(Annotation.id == annotation.id, Annotation.version == expected_version)

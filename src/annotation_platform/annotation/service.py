@@ -31,6 +31,7 @@ from annotation_platform.core.errors import (
     PreconditionRequired,
     ValidationFailed,
 )
+from annotation_platform.core.field_crypto import SEALED_PLACEHOLDER, is_sensitive, loaded_sealed, redact
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.types import utcnow
@@ -176,8 +177,9 @@ class AnnotationService:
                 errors=[{"loc": ["body", "end_offset"], "msg": "past the end of the content", "type": "offsets"}],
             )
         row = self._row(item_id=item.id, container_id=item.container_id, user=user, data=data)
-        await annotation_repository.insert_many(session, [row])
-        await self._record_created(session, access.project_id, [row], user)
+        sensitive = loaded_sealed(item)
+        await annotation_repository.insert_many(session, [row], sensitive=sensitive)
+        await self._record_created(session, access.project_id, [row], user, sensitive=sensitive)
         audit_service.record(
             session,
             action="annotation.create",
@@ -196,11 +198,13 @@ class AnnotationService:
         container_id = access.container.id
         if any(row.is_gold for row in rows):
             self._may_adjudicate(access.role)
+        sensitive = await is_sensitive(session, access.container.project_id)
         by_id, by_external_id = await annotation_repository.items_by_ref(
             session,
             container_id,
             ids=[row.item_id for row in rows if row.item_id is not None],
             external_ids=[row.item_external_id for row in rows if row.item_external_id is not None],
+            sensitive=sensitive,
         )
         errors: list[dict[str, Any]] = []
         values: list[dict[str, Any]] = []
@@ -234,8 +238,8 @@ class AnnotationService:
             values.append(self._row(item_id=item_id, container_id=container_id, user=user, data=row))
         if errors:
             raise BulkRowsInvalid(f"{len(errors)} of {len(rows)} rows are invalid; nothing was written.", errors=errors)
-        await annotation_repository.insert_many(session, values)
-        await self._record_created(session, access.container.project_id, values, user)
+        await annotation_repository.insert_many(session, values, sensitive=sensitive)
+        await self._record_created(session, access.container.project_id, values, user, sensitive=sensitive)
         audit_service.record(
             session,
             action="annotation.bulk_create",
@@ -271,7 +275,8 @@ class AnnotationService:
             }
             for row in rows
         ]
-        await annotation_repository.update_many(session, access.container.id, values)
+        sensitive = await is_sensitive(session, access.container.project_id)
+        await annotation_repository.update_many(session, access.container.id, values, sensitive=sensitive)
         changed_by = context_of(session).user_id
         await annotation_repository.insert_revisions_of_current(
             session, ids, action="updated", changed_by=changed_by, now=now
@@ -408,15 +413,16 @@ class AnnotationService:
     ) -> AnnotationRead:
         """Writes `changes` as the next version (if nobody wrote one meanwhile), with its revision and feed entry."""
         annotation = access.annotation
+        sensitive = loaded_sealed(annotation)
         if changes.get("end_offset") is not None:
-            length = await annotation_repository.content_length(session, annotation.item_id)
+            length = await annotation_repository.content_length(session, annotation.item_id, sensitive=sensitive)
             if changes["end_offset"] > length:
                 raise OffsetsOutOfRange(
                     f"end_offset {changes['end_offset']} is past the content's {length} characters."
                 )
         changes["updated_at"] = utcnow()
         written = await annotation_repository.update_if_version(
-            session, annotation, expected_version=annotation.version, values=changes
+            session, annotation, expected_version=annotation.version, values=changes, sensitive=sensitive
         )
         if not written:
             raise PreconditionFailed() if if_match is not None else ConcurrentChange()
@@ -427,7 +433,7 @@ class AnnotationService:
             after, "reverted" if reverted_from is not None else "updated", user, changes["updated_at"]
         )
         revision["reverted_from"] = reverted_from
-        await annotation_repository.insert_revisions(session, [revision])
+        await annotation_repository.insert_revisions(session, [revision], sensitive=sensitive)
         await change_service.record(
             session,
             project_id=access.project_id,
@@ -436,6 +442,8 @@ class AnnotationService:
             entries=[(after.id, after.container_id, after.version)],
         )
         old, new = changed_fields(before, after)
+        if sensitive:
+            old, new = redact(old, ("data",)), redact(new, ("data",))
         audit_service.record(
             session,
             action=action,
@@ -459,7 +467,10 @@ class AnnotationService:
             raise PreconditionFailed() if if_match is not None else ConcurrentChange()
         await emit(session, access.project_id, ANNOTATION_DELETED, _event_data([_to_read(annotation)]))
         gone = _to_read(annotation).model_copy(update={"version": annotation.version + 1})
-        await annotation_repository.insert_revisions(session, [_revision_of(gone, "deleted", user, utcnow())])
+        sensitive = loaded_sealed(annotation)
+        await annotation_repository.insert_revisions(
+            session, [_revision_of(gone, "deleted", user, utcnow())], sensitive=sensitive
+        )
         await change_service.record(
             session,
             project_id=access.project_id,
@@ -476,7 +487,7 @@ class AnnotationService:
             before={
                 "item_id": annotation.item_id,
                 "type": annotation.type,
-                "data": annotation.data,
+                "data": SEALED_PLACEHOLDER if sensitive else annotation.data,
                 "created_by": annotation.created_by,
                 "version": annotation.version,
             },
@@ -505,7 +516,13 @@ class AnnotationService:
         return annotation
 
     async def _record_created(
-        self, session: AsyncSession, project_id: uuid.UUID, rows: list[dict[str, Any]], user: User
+        self,
+        session: AsyncSession,
+        project_id: uuid.UUID,
+        rows: list[dict[str, Any]],
+        user: User,
+        *,
+        sensitive: bool = False,
     ) -> None:
         await annotation_repository.insert_revisions(
             session,
@@ -522,6 +539,7 @@ class AnnotationService:
                 }
                 for row in rows
             ],
+            sensitive=sensitive,
         )
         await change_service.record(
             session,

@@ -121,7 +121,15 @@ class KeyRing:
 
     def needs_rotation(self, token: str) -> bool:
         """True when the value was made by a key other than the current one."""
-        return self._split(token)[0] != self.current_key_id
+        return self.key_id_of(token) != self.current_key_id
+
+    def holds_key_of(self, token: str) -> bool:
+        """True when the ring has the key that made the value (whether or not it decrypts)."""
+        return self.key_id_of(token) in dict(self.keys)
+
+    @classmethod
+    def key_id_of(cls, token: str) -> str:
+        return cls._split(token)[0]
 
     @staticmethod
     def is_ciphertext(value: str) -> bool:

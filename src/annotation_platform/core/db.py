@@ -52,15 +52,20 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine, queue: Any = None, cache: Any = None) -> async_sessionmaker[AsyncSession]:
-    """Sessions of this maker send the tasks enqueued with `core.queue.enqueue_after_commit` to `queue`, and
-    retire the entries of `cache` their commits make stale (core/cache.py)."""
+def create_sessionmaker(
+    engine: AsyncEngine, queue: Any = None, cache: Any = None, key_ring: Any = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions of this maker send the tasks enqueued with `core.queue.enqueue_after_commit` to `queue`, retire
+    the entries of `cache` their commits make stale (core/cache.py), and seal and open the data of sensitive
+    projects with `key_ring` (core/field_crypto.py; the settings' ring when None)."""
     from annotation_platform.core.cache import CACHE_INFO_KEY
+    from annotation_platform.core.field_crypto import KEY_RING_INFO_KEY
     from annotation_platform.core.queue import QUEUE_INFO_KEY
 
-    return async_sessionmaker(
-        engine, expire_on_commit=False, autoflush=False, info={QUEUE_INFO_KEY: queue, CACHE_INFO_KEY: cache}
-    )
+    info = {QUEUE_INFO_KEY: queue, CACHE_INFO_KEY: cache}
+    if key_ring is not None:
+        info[KEY_RING_INFO_KEY] = key_ring
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

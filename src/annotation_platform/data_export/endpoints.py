@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.config import SettingsDep
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import BODY_ERRORS, Forbidden, NotAuthenticated, NotFound, problem_responses
+from annotation_platform.core.field_crypto import EncryptionKeyUnavailable
 from annotation_platform.core.routing import ApiRoute
 from annotation_platform.data_export.schemas import MEDIA_TYPES, ExportCreate
 from annotation_platform.data_export.service import (
@@ -62,13 +63,16 @@ async def create_export(
             "description": "The export file, as an attachment.",
             "content": {media_type.split(";")[0]: {} for media_type in MEDIA_TYPES.values()},
         },
-        **problem_responses(NotAuthenticated, NotFound, ExportNotReady, ExportExpired),
+        **problem_responses(NotAuthenticated, NotFound, ExportNotReady, ExportExpired, EncryptionKeyUnavailable),
     },
 )
-async def download_export(job: OwnJob, settings: SettingsDep) -> Response:
+async def download_export(job: OwnJob, settings: SettingsDep, request: Request) -> Response:
     """The file of one of the caller's succeeded exports (409 while it runs, 410 once it has expired)."""
     found = export_service.download(job=job, settings=settings)
     headers = {"Content-Disposition": f'attachment; filename="{found.filename}"'}
+    sealed = export_service.sealed_chunks(found, job=job, key_ring=request.app.state.key_ring)
+    if sealed is not None:
+        return StreamingResponse(sealed, media_type=found.media_type, headers=headers)
     path = found.storage.path(found.name)
     if path is not None:
         return FileResponse(path, media_type=found.media_type, headers=headers)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -99,6 +99,15 @@ class ExportRepository:
             statement = statement.distinct().order_by(each.c.key)
             rows = await session.execute(statement)
         return [str(row[0]) for row in rows]
+
+    async def sealed_metadata(
+        self, session: AsyncSession, container_ids: Sequence[uuid.UUID], chunk: int
+    ) -> AsyncIterator[list[Row[Any]]]:
+        """Sensitive projects: every item's `(id, metadata)`, in chunks, for the service to open."""
+        statement = select(Item.id, Item.metadata_.label("metadata")).where(Item.container_id.in_(list(container_ids)))
+        result = await session.stream(statement.execution_options(yield_per=chunk))
+        async for rows in result.partitions(chunk):
+            yield list(rows)
 
     async def items_page(
         self, session: AsyncSession, container_id: uuid.UUID, after: tuple[int, uuid.UUID] | None, limit: int

@@ -16,20 +16,31 @@ import re
 import time
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, BinaryIO
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from annotation_platform.config import Settings, get_settings
+from annotation_platform.core.crypto import KeyRing
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
+from annotation_platform.core.field_crypto import (
+    EncryptionKeyUnavailable,
+    export_file_context,
+    is_sensitive,
+    key_ring_of,
+    open_data,
+    open_item_row,
+)
+from annotation_platform.core.sealed_file import MAGIC, SealedReader, SealedWriter
 from annotation_platform.core.types import utcnow
 from annotation_platform.data_export.repository import CopyLines, export_repository
 from annotation_platform.data_export.schemas import FILE_EXTENSIONS, MEDIA_TYPES, ExportCreate
-from annotation_platform.data_export.storage import ExportStorage, export_storage
+from annotation_platform.data_export.storage import READ_CHUNK_BYTES, ExportStorage, export_storage
 from annotation_platform.job.repository import job_repository
 from annotation_platform.job.service import job_service
 from annotation_platform.models import Container, Job, JobKind, JobStatus, User
@@ -148,6 +159,32 @@ class ExportService:
             filename=download_name(job.params.get("project_name") or "export", job.created_at, file_format),
             media_type=MEDIA_TYPES[file_format],
         )
+
+    def sealed_chunks(self, found: ExportFile, *, job: Job, key_ring: KeyRing) -> Iterator[bytes] | None:
+        """The plaintext of a sensitive project's export, decrypted as it is sent; None for a plain file. The
+        first chunk is decrypted before anything is sent, so a missing key answers 503, not half a file."""
+        source = found.storage.open_for_read(found.name)
+        if source.read(len(MAGIC)) != MAGIC:
+            source.close()
+            return None
+        source.seek(0)
+        try:
+            reader = SealedReader(source, key_ring, export_file_context(job.id))
+            first = reader.read(READ_CHUNK_BYTES)
+        except BaseException:
+            source.close()
+            raise
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                chunk = first
+                while chunk:
+                    yield chunk
+                    chunk = reader.read(READ_CHUNK_BYTES)
+            finally:
+                source.close()
+
+        return chunks()
 
     async def expire(
         self,
@@ -437,6 +474,10 @@ async def run_export(
     except JobLost:
         storage.delete(exporter.name)
         logger.warning("export %s: the job was failed by the reaper meanwhile; file removed", job_id)
+    except EncryptionKeyUnavailable as exc:
+        logger.error("export %s: %s", job_id, exc.detail)
+        storage.delete(exporter.name)
+        await exporter.finish(JobStatus.failed, error_message=f"{exc.detail} No file was kept.")
     except Exception:
         logger.exception("export %s failed", job_id)
         storage.delete(exporter.name)
@@ -462,6 +503,7 @@ class _Exporter:
         self.container_ids = [uuid.UUID(i) for i in ids] if ids is not None else None
         self.types: list[str] | None = self.params.get("annotation_types")
         self.items = 0
+        self.key_ring: KeyRing | None = None
         self.annotations = 0
 
     async def finish(self, status: JobStatus, **values: Any) -> bool:
@@ -476,19 +518,23 @@ class _Exporter:
             raise RuntimeError(f"export {self.job.id} has no project")
         page_size = self.settings.export_batch_size
         async with self.session_factory() as session:
-            built = session.get_bind().dialect.name == "postgresql"
-            if built:
+            postgres = session.get_bind().dialect.name == "postgresql"
+            if postgres:
                 # One snapshot for the whole file; read only.
                 await session.connection(
                     execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
                 )
+            # A sensitive project's values are sealed: the database cannot build its lines, so it goes through
+            # the Python builder (as on SQLite), and the file is sealed on disk (docs/exports.md).
+            self.key_ring = key_ring_of(session) if await is_sensitive(session, project_id) else None
+            built = postgres and self.key_ring is None
             containers = await export_repository.containers(session, project_id, self.container_ids)
             ids = [container.id for container in containers]
             total = sum(container.item_count for container in containers)
             writer: _Writer
             if self.format == "csv":
                 writer = _CsvWriter(
-                    await export_repository.metadata_keys(session, ids),
+                    await self._metadata_keys(session, ids),
                     await export_repository.label_columns(session, ids, self.types),
                 )
             elif self.format == "json":
@@ -498,7 +544,10 @@ class _Exporter:
             else:
                 writer = _JsonLinesWriter()
             await self._progress(0, total)
-            with self.storage.open_for_write(self.name) as out:
+            with self.storage.open_for_write(self.name) as stored:
+                out: BinaryIO = stored
+                if self.key_ring is not None:
+                    out = SealedWriter(stored, self.key_ring, export_file_context(self.job.id))  # type: ignore[assignment]
                 out.write(writer.begin())
                 for container in containers:
                     if built and writer.streams:
@@ -520,6 +569,8 @@ class _Exporter:
                         if len(rows) < page_size:
                             break
                 out.write(writer.end())
+                if out is not stored:
+                    out.close()
         result = {
             "items": self.items,
             "annotations": self.annotations,
@@ -556,8 +607,19 @@ class _Exporter:
         self, session: AsyncSession, container: Container, after: tuple[int, uuid.UUID] | None, writer: _Writer
     ) -> tuple[list[Any], bytes, int]:
         """A page of items and their annotations, built into the file's bytes here (SQLite)."""
-        rows = await export_repository.items_page(session, container.id, after, self.settings.export_batch_size)
-        annotations = await export_repository.annotations_of_items(session, [row.id for row in rows], self.types)
+        rows: list[Any] = await export_repository.items_page(
+            session, container.id, after, self.settings.export_batch_size
+        )
+        annotations: list[Any] = await export_repository.annotations_of_items(
+            session, [row.id for row in rows], self.types
+        )
+        if self.key_ring is not None:
+            key_ring = self.key_ring
+            rows = [SimpleNamespace(**open_item_row(key_ring, row)) for row in rows]
+            annotations = [
+                SimpleNamespace(**{**row._mapping, "data": open_data(key_ring, row.data, row.id)})
+                for row in annotations
+            ]
         by_item: dict[uuid.UUID, list[Any]] = {}
         for annotation in annotations:
             by_item.setdefault(annotation.item_id, []).append(annotation)
@@ -581,6 +643,18 @@ class _Exporter:
         )
         chunk = writer.write_built(container.name, rows)
         return rows, chunk, sum(row.annotations for row in rows)
+
+    async def _metadata_keys(self, session: AsyncSession, container_ids: list[uuid.UUID]) -> list[str]:
+        """The CSV's metadata columns; a sensitive project's metadata are opened here to find them."""
+        if self.key_ring is None:
+            return await export_repository.metadata_keys(session, container_ids)
+        keys: set[str] = set()
+        async for rows in export_repository.sealed_metadata(session, container_ids, self.settings.export_batch_size):
+            for row in rows:
+                metadata = open_item_row(self.key_ring, row)["metadata"]
+                if isinstance(metadata, dict):
+                    keys.update(metadata)
+        return sorted(keys)
 
     async def _progress(self, done: int, total: int) -> None:
         """Reports progress and beats the heart, and stops if the client cancelled."""

@@ -17,6 +17,13 @@ from sqlalchemy import String, Uuid, and_, func, insert, or_, select, text, upda
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.change.repository import PG_CURRENT_TXID
+from annotation_platform.core.field_crypto import (
+    is_sealed_json,
+    key_ring_of,
+    open_data,
+    seal_data,
+    seal_item_values,
+)
 from annotation_platform.core.sql import rows_where_in
 from annotation_platform.core.types import utcnow
 from annotation_platform.models import Annotation, Container, Item, Membership, User
@@ -91,21 +98,35 @@ class ImportRepository:
         )
         found: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, dict[str, Any], int]] = {}
         for row in await rows_where_in(session, statement, Annotation.item_id, list(dict.fromkeys(item_ids)), Uuid()):
-            found.setdefault((row.item_id, row.type), (row.id, row.data, row.version))
+            if (row.item_id, row.type) not in found:
+                data = open_data(key_ring_of(session), row.data, row.id) if is_sealed_json(row.data) else row.data
+                found[(row.item_id, row.type)] = (row.id, data, row.version)
         return found
 
-    async def insert_items(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    async def insert_items(self, session: AsyncSession, rows: list[dict[str, Any]], *, sensitive: bool = False) -> None:
+        """`sensitive`: the rows' content and metadata are sealed before they are sent."""
         if rows:
+            if sensitive:
+                key_ring = key_ring_of(session)
+                rows = [seal_item_values(key_ring, row["id"], row) for row in rows]
             await session.execute(insert(Item), rows)
 
-    async def insert_annotations(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    async def insert_annotations(
+        self, session: AsyncSession, rows: list[dict[str, Any]], *, sensitive: bool = False
+    ) -> None:
         if rows:
-            await session.execute(insert(Annotation), rows)
+            await session.execute(insert(Annotation), self._sealed(session, rows) if sensitive else rows)
 
-    async def update_annotations(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    async def update_annotations(
+        self, session: AsyncSession, rows: list[dict[str, Any]], *, sensitive: bool = False
+    ) -> None:
         """Rows of `id`, `data`, `version`, `updated_at`: one executemany by primary key."""
         if rows:
-            await session.execute(update(Annotation), rows)
+            await session.execute(update(Annotation), self._sealed(session, rows) if sensitive else rows)
+
+    def _sealed(self, session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        key_ring = key_ring_of(session)
+        return [seal_data(key_ring, row) for row in rows]
 
     async def set_parents(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         """Rows of `id`, `parent_id`."""

@@ -32,6 +32,14 @@ from annotation_platform.change.service import ChangeAction, ResourceType, chang
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.errors import PayloadTooLarge, ValidationFailed
+from annotation_platform.core.field_crypto import (
+    annotation_data_context,
+    is_sensitive,
+    item_content_context,
+    item_metadata_context,
+    key_ring_of,
+    seal_json,
+)
 from annotation_platform.core.ids import parse_uuid, uuid7, uuid7_strings
 from annotation_platform.core.types import utcnow
 from annotation_platform.data_import import parsing
@@ -551,8 +559,10 @@ class _BatchWriter:
         self.next_sequence = 0
         self.container_was_empty = False
         self.forward_parents: list[tuple[uuid.UUID, str]] = []
+        self.sensitive = False
 
     async def start(self) -> None:
+        self.sensitive = await is_sensitive(self.session, self.container.project_id)
         last = await import_repository.max_sequence(self.session, self.container.id)
         self.next_sequence = 0 if last is None else last + 1
         self.container_was_empty = last is None
@@ -607,7 +617,7 @@ class _BatchWriter:
             else:
                 self.forward_parents.append((item["id"], parent_ref))
         if self.write_enabled:
-            await import_repository.insert_items(session, new_items)
+            await import_repository.insert_items(session, new_items, sensitive=self.sensitive)
             await self._record("item", "created", [(item["id"], None) for item in new_items])
         await self._annotations(rows, {**existing, **batch_ids}, now)
 
@@ -646,8 +656,8 @@ class _BatchWriter:
         self.counts.annotations_created += len(inserts)
         self.counts.annotations_updated += len(updates)
         if self.write_enabled:
-            await import_repository.insert_annotations(self.session, inserts)
-            await import_repository.update_annotations(self.session, updates)
+            await import_repository.insert_annotations(self.session, inserts, sensitive=self.sensitive)
+            await import_repository.update_annotations(self.session, updates, sensitive=self.sensitive)
             await self._revisions(inserts, updates, now)
 
     async def _revisions(self, inserts: list[dict[str, Any]], updates: list[dict[str, Any]], now: Any) -> None:
@@ -671,6 +681,7 @@ class _BatchWriter:
                 }
                 for row in inserts
             ],
+            sensitive=self.sensitive,
         )
         await annotation_repository.insert_revisions_of_current(
             self.session, [row["id"] for row in updates], action="updated", changed_by=self.changed_by, now=now
@@ -744,6 +755,10 @@ class _CopyWriter(_BatchWriter):
         items: list[tuple[Any, ...]] = []
         annotations: list[tuple[Any, ...]] = []
         batch_ids: dict[str, Any] = {}
+        key_ring = key_ring_of(session) if self.sensitive else None
+        # A sensitive project's annotations on items it had already are compared and written in Python, after
+        # the items (`_annotations`): the database cannot compare sealed values, nor move them to another row.
+        stage_annotations = not (self.sensitive and existing)
         for row in rows:
             item_id = existing.get(row.external_id)
             if item_id is None:
@@ -752,9 +767,20 @@ class _CopyWriter(_BatchWriter):
                 self.next_sequence = max(self.next_sequence, sequence + 1)
                 parent = row.parent_external_id if row.parent_external_id != row.external_id else None
                 parent_id = batch_ids.get(parent) if parent else None
-                items.append((item_id, row.external_id, row.content, _json(row.metadata), sequence, parent_id, parent))
+                content, metadata = row.content, _json(row.metadata)
+                if key_ring is not None:
+                    content = key_ring.encrypt_text(content, context=item_content_context(item_id))
+                    metadata = _json(seal_json(key_ring, row.metadata, item_metadata_context(item_id)))
+                items.append((item_id, row.external_id, content, metadata, sequence, parent_id, parent))
+            if not stage_annotations:
+                continue
             for type_, data in row.annotations.items():
-                annotations.append((next(annotation_ids), item_id, type_, _json(data)))
+                annotation_id = next(annotation_ids)
+                if key_ring is not None:
+                    sealed = seal_json(key_ring, data, annotation_data_context(annotation_id))
+                    annotations.append((annotation_id, item_id, type_, _json(sealed)))
+                else:
+                    annotations.append((annotation_id, item_id, type_, _json(data)))
         self.counts.items_matched += len(rows) - len(items)
         now = utcnow()
         await import_repository.copy_records(session, "import_items_stage", ITEM_STAGE_COLUMNS, items)
@@ -775,6 +801,9 @@ class _CopyWriter(_BatchWriter):
             self.counts.annotations_created += created
             self.counts.annotations_updated += updated
             self.counts.annotations_unchanged += unchanged
+        if not stage_annotations:
+            known = {**existing, **{key: uuid.UUID(value) for key, value in batch_ids.items()}}
+            await self._annotations(rows, known, now)
         await self._analyze_as_tables_grow(len(rows))
 
     def _staged(self) -> StagedTarget:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, String, Uuid, delete, func, insert, literal, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.core.field_crypto import key_ring_of, open_item_row, seal_item_values
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
 from annotation_platform.core.sql import IN_LIST_CHUNK, rows_where_in
 from annotation_platform.core.types import UTCDateTime
@@ -48,11 +49,17 @@ class ItemRepository:
         return (row[0], row[1], row[2]) if row else None
 
     async def page(
-        self, session: AsyncSession, container_id: uuid.UUID, params: PageParams
+        self, session: AsyncSession, container_id: uuid.UUID, params: PageParams, *, sensitive: bool = False
     ) -> tuple[list[Any], str | None]:
-        """Plain rows (attributes named as `Item`'s), not ORM objects: a page costs no identity-map work."""
+        """Plain rows (attributes named as `Item`'s), not ORM objects: a page costs no identity-map work. Rows of
+        a sensitive project come opened, as dicts."""
         statement = select(*READ_COLUMNS).where(Item.container_id == container_id)
-        return await fetch_page(session, statement, self.keyset, params, lambda r: (r.sequence, r.id))
+        rows, cursor = await fetch_page(session, statement, self.keyset, params, lambda r: (r.sequence, r.id))
+        return (self.opened(session, rows) if sensitive else rows), cursor
+
+    def opened(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
+        key_ring = key_ring_of(session)
+        return [open_item_row(key_ring, row) for row in rows]
 
     async def ids_by_external_id(
         self, session: AsyncSession, container_id: uuid.UUID, external_ids: Sequence[str]
@@ -72,19 +79,30 @@ class ItemRepository:
         statement = select(func.max(Item.sequence)).where(Item.container_id == container_id)
         return (await session.execute(statement)).scalar_one()
 
-    async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        await session.execute(insert(Item), rows)
+    async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]], *, sensitive: bool = False) -> None:
+        await session.execute(insert(Item), self._sealed(session, rows) if sensitive else rows)
 
-    async def read_many(self, session: AsyncSession, container_id: uuid.UUID, item_ids: list[uuid.UUID]) -> list[Any]:
+    async def read_many(
+        self, session: AsyncSession, container_id: uuid.UUID, item_ids: list[uuid.UUID], *, sensitive: bool = False
+    ) -> list[Any]:
         statement = select(*READ_COLUMNS).where(Item.container_id == container_id)
         rows = await rows_where_in(session, statement, Item.id, item_ids, Uuid())
         order = {item_id: index for index, item_id in enumerate(item_ids)}
-        return sorted(rows, key=lambda row: order[row.id])
+        ordered = sorted(rows, key=lambda row: order[row.id])
+        return self.opened(session, ordered) if sensitive else ordered
 
-    async def update_metadata(self, session: AsyncSession, container_id: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+    async def update_metadata(
+        self, session: AsyncSession, container_id: uuid.UUID, rows: list[dict[str, Any]], *, sensitive: bool = False
+    ) -> None:
         """One executemany by primary key, kept inside the container."""
         statement = update(Item).where(Item.container_id == container_id)
-        await session.execute(statement.execution_options(synchronize_session=None), rows)
+        await session.execute(
+            statement.execution_options(synchronize_session=None), self._sealed(session, rows) if sensitive else rows
+        )
+
+    def _sealed(self, session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        key_ring = key_ring_of(session)
+        return [seal_item_values(key_ring, row["id"], row) for row in rows]
 
     async def delete_many(self, session: AsyncSession, container_id: uuid.UUID, item_ids: list[uuid.UUID]) -> None:
         """Deletes the items (their annotations go with them); items that replied to them keep no parent."""

@@ -22,6 +22,7 @@ from annotation_platform.container.repository import container_repository
 from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.cache import cache_of, container_scope
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
+from annotation_platform.core.field_crypto import is_sensitive, loaded_sealed, redact
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams, page_body
 from annotation_platform.core.sql import IN_LIST_CHUNK
@@ -88,6 +89,8 @@ class ItemAccess:
 
 
 _ITEM_LIST = TypeAdapter(list[ItemRead])
+SEALED_FIELDS = ("content", "metadata")
+"""The fields of a sensitive project's items that are stored encrypted (and never audited)."""
 
 
 def _to_read(item: Item) -> ItemRead:
@@ -127,7 +130,12 @@ class ItemService:
             if cached is not None:
                 cursor_bytes, _, body = cached.partition(b"\n")
                 return body, cursor_bytes.decode() or None
-        rows, cursor = await item_repository.page(session, container_id, params)
+        # A sensitive project's pages are never stored (the cache would hold their plaintext), so a hit above
+        # was a plain project's, and only a miss asks.
+        sensitive = await is_sensitive(session, access.container.project_id)
+        if sensitive:
+            cache = None
+        rows, cursor = await item_repository.page(session, container_id, params, sensitive=sensitive)
         items_json = _ITEM_LIST.dump_json(_ITEM_LIST.validate_python(rows, from_attributes=True))
         body = page_body(items_json, cursor, access.container.item_count if params.include_total else None)
         if cache is not None:
@@ -195,6 +203,7 @@ class ItemService:
             raise BulkRowsInvalid(_invalid_rows(errors, len(rows)), errors=errors)
         now = utcnow()
         schema_version = container.item_schema_version
+        sensitive = await is_sensitive(session, container.project_id)
         await item_repository.update_metadata(
             session,
             container.id,
@@ -202,6 +211,7 @@ class ItemService:
                 {"id": row.id, "metadata_": row.metadata, "schema_version": schema_version, "updated_at": now}
                 for row in rows
             ],
+            sensitive=sensitive,
         )
         await change_service.record(
             session,
@@ -219,7 +229,7 @@ class ItemService:
             after={"items_updated": len(rows)},
         )
         updated = _ITEM_LIST.validate_python(
-            await item_repository.read_many(session, container.id, ids), from_attributes=True
+            await item_repository.read_many(session, container.id, ids, sensitive=sensitive), from_attributes=True
         )
         await emit(session, container.project_id, ITEM_UPDATED, _event_data(updated))
         return updated
@@ -326,6 +336,8 @@ class ItemService:
                 entries=[(item.id, item.container_id, None)],
             )
         old, new = changed_fields(before, after)
+        if loaded_sealed(item):
+            old, new = redact(old, SEALED_FIELDS), redact(new, SEALED_FIELDS)
         audit_service.record(
             session,
             action="item.update",
@@ -463,7 +475,7 @@ class ItemService:
                 next_sequence += 1
             else:
                 next_sequence = max(next_sequence, row["sequence"] + 1)
-        await item_repository.insert_many(session, rows)
+        await item_repository.insert_many(session, rows, sensitive=await is_sensitive(session, container.project_id))
         await change_service.record(
             session,
             project_id=container.project_id,

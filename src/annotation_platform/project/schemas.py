@@ -22,7 +22,13 @@ class ProjectCreate(InputModel):
     description: Description = ""
     type: TypeSlug = Field(default="generic", examples=["chat_disentanglement"])
     settings: JsonObject = Field(default_factory=dict)
-    sensitive: bool = Field(default=False, description="Marks projects whose data needs extra protection.")
+    sensitive: bool = Field(
+        default=False,
+        description=(
+            "Store the project's item content and metadata and its annotations' data encrypted (and every copy: "
+            "history, snapshots, exports, webhook bodies); set at creation, never changed. See docs/security.md."
+        ),
+    )
     require_if_match: bool = Field(
         default=False,
         description="Make `If-Match` mandatory for changing, deleting and reverting annotations (428 without it).",

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,9 +22,22 @@ from annotation_platform.audit.service import audit_service
 from annotation_platform.change.service import change_service
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.repository import container_repository
+from annotation_platform.core.crypto import KeyRing
 from annotation_platform.core.errors import AppError, Conflict, Forbidden, NotFound
+from annotation_platform.core.field_crypto import (
+    EncryptionKeyUnavailable,
+    item_content_context,
+    item_metadata_context,
+    key_ring_of,
+    open_data,
+    open_item_row,
+    seal_data,
+    seal_json,
+    snapshot_file_context,
+)
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams, decode_cursor, encode_cursor
+from annotation_platform.core.sealed_file import SealedFileTruncated, SealedWriter, open_maybe_sealed
 from annotation_platform.core.types import utcnow
 from annotation_platform.data_export.repository import export_repository
 from annotation_platform.data_export.service import ContainerNotInProject
@@ -212,7 +226,9 @@ class VersionService:
         start = decode_cursor(params.cursor, (int,))[0] if params.cursor is not None else 0
         storage = export_storage(settings)
         try:
-            summary, page, total = await asyncio.to_thread(_diff_page, storage, old, new, start, params.limit)
+            summary, page, total = await asyncio.to_thread(
+                _diff_page, storage, old, new, start, params.limit, key_ring_of(session)
+            )
         except snapshot.SnapshotCorrupt as exc:
             logger.error("version diff %s against %s: %s", new.id, old.id, exc)
             raise VersionCorrupt(str(exc)) from exc
@@ -257,14 +273,16 @@ version_service = VersionService()
 
 
 def _diff_page(
-    storage: ExportStorage, old: ProjectVersion, new: ProjectVersion, start: int, limit: int
+    storage: ExportStorage, old: ProjectVersion, new: ProjectVersion, start: int, limit: int, key_ring: KeyRing
 ) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     differ = snapshot.Differ()
     page: list[dict[str, Any]] = []
     old_key, new_key = old.storage_key or "", new.storage_key or ""
     with storage.open_for_read(old_key) as old_file, storage.open_for_read(new_key) as new_file:
+        old_plain = open_maybe_sealed(old_file, key_ring, snapshot_file_context(old.id))
+        new_plain = open_maybe_sealed(new_file, key_ring, snapshot_file_context(new.id))
         changes = differ.run(
-            snapshot.open_snapshot(old_file, old.checksum or ""), snapshot.open_snapshot(new_file, new.checksum or "")
+            snapshot.open_snapshot(old_plain, old.checksum or ""), snapshot.open_snapshot(new_plain, new.checksum or "")
         )
         for index, change in enumerate(changes):
             if start <= index < start + limit:
@@ -334,6 +352,10 @@ async def run_snapshot(
     except JobLost:
         storage.delete(name)
         logger.warning("snapshot %s: the job was failed by the reaper meanwhile; file removed", job_id)
+    except EncryptionKeyUnavailable as exc:
+        logger.error("snapshot %s: %s", job_id, exc.detail)
+        storage.delete(name)
+        await run.finish(JobStatus.failed, error_message=f"{exc.detail} No file was kept.")
     except Exception:
         logger.exception("snapshot %s failed", job_id)
         storage.delete(name)
@@ -366,8 +388,11 @@ async def _snapshot(run: _Run, version_id: uuid.UUID, storage: ExportStorage, na
         total = sum(container.item_count for container in containers)
         items = annotations = 0
         await run.progress(0, total)
-        with storage.open_for_write(name) as out:
-            writer = snapshot.SnapshotWriter(out)
+        # A sensitive project's snapshot holds its data opened, so the file itself is sealed (docs/versioning.md).
+        key_ring = key_ring_of(session) if project.sensitive else None
+        with storage.open_for_write(name) as stored:
+            sealed = SealedWriter(stored, key_ring, snapshot_file_context(version.id)) if key_ring else None
+            writer = snapshot.SnapshotWriter(sealed or stored)  # type: ignore[arg-type]
             writer.write(
                 {
                     "record": "version",
@@ -398,7 +423,12 @@ async def _snapshot(run: _Run, version_id: uuid.UUID, storage: ExportStorage, na
                 )
             for container in containers:
                 async for rows in version_repository.items(session, container.id, chunk):
-                    found = await version_repository.annotations_of_items(session, [row.id for row in rows])
+                    found: list[Any] = await version_repository.annotations_of_items(session, [r.id for r in rows])
+                    if key_ring is not None:
+                        rows = [SimpleNamespace(**open_item_row(key_ring, row)) for row in rows]
+                        found = [
+                            SimpleNamespace(**{**a._mapping, "data": open_data(key_ring, a.data, a.id)}) for a in found
+                        ]
                     by_item: dict[uuid.UUID, list[dict[str, Any]]] = {}
                     for a in found:
                         by_item.setdefault(a.item_id, []).append(
@@ -432,6 +462,8 @@ async def _snapshot(run: _Run, version_id: uuid.UUID, storage: ExportStorage, na
                     annotations += len(found)
                     await run.progress(items, max(total, items))
             writer.close()
+            if sealed is not None:
+                sealed.close()
     values = {
         "snapshot_at": snapshot_at,
         "storage_key": name,
@@ -481,9 +513,12 @@ async def run_restore(
         await run.finish(JobStatus.cancelled, error_message="Cancelled; nothing was written.")
     except JobLost:
         logger.warning("restore %s: the job was failed by the reaper meanwhile; rolled back", job_id)
-    except snapshot.SnapshotCorrupt as exc:
+    except (snapshot.SnapshotCorrupt, SealedFileTruncated) as exc:
         logger.error("restore %s: %s", job_id, exc)
         await run.finish(JobStatus.failed, error_message=f"Nothing was written: {exc}.")
+    except EncryptionKeyUnavailable as exc:
+        logger.error("restore %s: %s", job_id, exc.detail)
+        await run.finish(JobStatus.failed, error_message=f"Nothing was written: {exc.detail}")
     except Exception:
         logger.exception("restore %s failed", job_id)
         await run.finish(JobStatus.failed, error_message="The restore failed unexpectedly; nothing was written.")
@@ -499,6 +534,8 @@ class _Restorer:
         self.users: dict[str, uuid.UUID | None] = {}
         self.item_counts: dict[uuid.UUID, int] = {}
         self.project_id: uuid.UUID | None = None
+        self.key_ring: KeyRing | None = None
+        """Set when the restored project is sensitive: its rows are sealed before they are written."""
         # Progress writes would wait for SQLite's one write lock, which this transaction holds.
         self.report = session.get_bind().dialect.name == "postgresql"
 
@@ -510,7 +547,10 @@ class _Restorer:
         total = version.items or 0
         await self.run_.progress(0, total, report=self.report)
         with self.storage.open_for_read(version.storage_key) as source:
-            opened = snapshot.open_snapshot(source, version.checksum)
+            key_ring = key_ring_of(self.session)
+            plain = open_maybe_sealed(source, key_ring, snapshot_file_context(version.id))
+            opened = snapshot.open_snapshot(plain, version.checksum)
+            self.key_ring = key_ring if opened.header["project"]["sensitive"] else None
             project = Project(
                 id=uuid7(),
                 name=job.params["name"],
@@ -612,11 +652,30 @@ class _Restorer:
                         "is_gold": a["is_gold"],
                     }
                 )
-        await version_repository.insert_items(self.session, item_rows)
+        if self.key_ring is not None:
+            await version_repository.insert_items(self.session, [self._sealed_item(row) for row in item_rows])
+        else:
+            await version_repository.insert_items(self.session, item_rows)
         await version_repository.add_parent_links(self.session, links)
-        await version_repository.insert_annotations(self.session, annotation_rows)
+        if self.key_ring is not None:
+            key_ring = self.key_ring
+            await version_repository.insert_annotations(
+                self.session, [seal_data(key_ring, row) for row in annotation_rows]
+            )
+        else:
+            await version_repository.insert_annotations(self.session, annotation_rows)
         await self._history(item_rows, annotation_rows)
         return len(annotation_rows)
+
+    def _sealed_item(self, row: dict[str, Any]) -> dict[str, Any]:
+        key_ring = self.key_ring
+        if key_ring is None:
+            return row
+        return {
+            **row,
+            "content": key_ring.encrypt_text(row["content"], context=item_content_context(row["id"])),
+            "metadata": seal_json(key_ring, row["metadata"], item_metadata_context(row["id"])),
+        }
 
     async def _history(self, item_rows: list[dict[str, Any]], annotation_rows: list[dict[str, Any]]) -> None:
         """The copy's annotations start their history at version 1 by the restoring user, and the new project's
@@ -639,6 +698,7 @@ class _Restorer:
                 }
                 for row in annotation_rows
             ],
+            sensitive=self.key_ring is not None,
         )
         await change_service.record(
             self.session,

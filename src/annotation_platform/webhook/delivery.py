@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from annotation_platform.config import Settings
 from annotation_platform.core.crypto import DecryptionError, KeyRing
+from annotation_platform.core.errors import AppError
+from annotation_platform.core.field_crypto import open_payload
 from annotation_platform.core.outbound import TargetRefused, post, resolve
 from annotation_platform.core.queue import enqueue_after_commit
 from annotation_platform.core.types import utcnow
@@ -72,7 +74,10 @@ async def attempt(webhook: Webhook, delivery: WebhookDelivery, *, settings: Sett
     """One call; the URL's addresses are checked again now (DNS rebinding)."""
     timestamp = int(time.time())
     message_id = str(delivery.event_id)
-    body = delivery.payload.encode()
+    try:
+        body = open_payload(key_ring, delivery.id, delivery.payload).encode()
+    except AppError as exc:
+        return Outcome(ok=False, error=f"the stored body does not decrypt: {exc.detail}")
     try:
         secrets = signing_secrets(webhook, key_ring, utcnow())
     except DecryptionError:

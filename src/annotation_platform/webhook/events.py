@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.core.field_crypto import is_sensitive, key_ring_of, seal_payload
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.queue import enqueue_after_commit
 from annotation_platform.core.types import utcnow
@@ -52,21 +53,23 @@ async def emit(session: AsyncSession, project_id: uuid.UUID, event_type: EventTy
         return 0
     event_id, now = uuid7(), utcnow()
     body = event_body(event_type, project_id, data)
+    # A sensitive project's events carry its data (annotations): stored sealed, opened when sent.
+    key_ring = key_ring_of(session) if await is_sensitive(session, project_id) else None
     await webhook_repository.add_deliveries(
         session,
         [
             {
-                "id": uuid7(),
+                "id": delivery_id,
                 "webhook_id": webhook_id,
                 "event_id": event_id,
                 "event_type": event_type.value,
-                "payload": body,
+                "payload": body if key_ring is None else seal_payload(key_ring, delivery_id, body),
                 "status": DeliveryStatus.pending.value,
                 "attempts": 0,
                 "next_attempt_at": now,
                 "created_at": now,
             }
-            for webhook_id in wanted
+            for webhook_id, delivery_id in ((webhook_id, uuid7()) for webhook_id in wanted)
         ],
     )
     for webhook_id in wanted:

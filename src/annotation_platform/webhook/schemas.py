@@ -118,6 +118,7 @@ class WebhookDeliveryRead(ReadModel):
     delivered_at: datetime | None
 
     @classmethod
-    def of(cls, delivery: WebhookDelivery) -> WebhookDeliveryRead:
+    def of(cls, delivery: WebhookDelivery, payload: str | None = None) -> WebhookDeliveryRead:
+        """`payload`: the opened body, when the stored one is sealed (sensitive projects)."""
         values = {name: getattr(delivery, name) for name in cls.model_fields if name != "payload"}
-        return cls(payload=orjson.loads(delivery.payload), **values)
+        return cls(payload=orjson.loads(payload if payload is not None else delivery.payload), **values)

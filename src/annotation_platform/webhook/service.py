@@ -14,6 +14,7 @@ from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.config import Settings
 from annotation_platform.core.crypto import DecryptionError, KeyRing
 from annotation_platform.core.errors import Conflict, NotFound, ValidationFailed
+from annotation_platform.core.field_crypto import key_ring_of, open_payload, seal_payload
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.outbound import TargetRefused, resolve
 from annotation_platform.core.pagination import PageParams
@@ -213,7 +214,12 @@ class WebhookService:
     ) -> tuple[list[WebhookDeliveryRead], str | None, int | None]:
         deliveries, cursor = await webhook_repository.deliveries_page(session, webhook.id, params)
         total = await webhook_repository.deliveries_count(session, webhook.id) if params.include_total else None
-        return [WebhookDeliveryRead.of(delivery) for delivery in deliveries], cursor, total
+        key_ring = key_ring_of(session)
+        return (
+            [WebhookDeliveryRead.of(d, open_payload(key_ring, d.id, d.payload)) for d in deliveries],
+            cursor,
+            total,
+        )
 
     async def redeliver(
         self, session: AsyncSession, *, webhook: Webhook, delivery_id: uuid.UUID
@@ -224,13 +230,15 @@ class WebhookService:
             raise NotFound("No such delivery.")
         if original.status == DeliveryStatus.pending.value:
             raise DeliveryNotFinished("The delivery is still pending: it will be attempted again by itself.")
-        now = utcnow()
+        now, copy_id = utcnow(), uuid7()
+        key_ring = key_ring_of(session)
+        payload = open_payload(key_ring, original.id, original.payload)
         copy = WebhookDelivery(
-            id=uuid7(),
+            id=copy_id,
             webhook_id=webhook.id,
             event_id=original.event_id,
             event_type=original.event_type,
-            payload=original.payload,
+            payload=seal_payload(key_ring, copy_id, payload) if payload != original.payload else payload,
             status=DeliveryStatus.pending.value,
             attempts=0,
             next_attempt_at=now,
@@ -240,7 +248,7 @@ class WebhookService:
         session.add(copy)
         await session.flush()
         enqueue_after_commit(session, DELIVER_TASK, str(webhook.id))
-        return WebhookDeliveryRead.of(copy)
+        return WebhookDeliveryRead.of(copy, payload)
 
 
 webhook_service = WebhookService()

@@ -1,0 +1,1 @@
+"""The key ring's bookkeeping: which key encrypted how many stored values, and re-encryption with the current one."""
