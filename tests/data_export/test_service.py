@@ -18,7 +18,7 @@ from annotation_platform.data_export.service import export_service, run_export
 from annotation_platform.data_export.storage import LocalExportStorage
 from annotation_platform.job.service import request_cancel_by_file
 from tests.conftest import Actor, Api, Team, problem
-from tests.data_import.helpers import chat_csv, run, start
+from tests.data_import.helpers import ROOM, chat_csv, run, start, upload
 
 TRICKY = 'She said "no",\nthen left: ação, naïve, 東京'
 ROWS = [
@@ -246,6 +246,23 @@ async def test_an_idempotency_key_gives_the_same_job_back(client: httpx.AsyncCli
     assert first.status_code == again.status_code == 202
     assert first.json()["id"] == again.json()["id"]
     assert again.headers["Location"] == first.headers["Location"]
+
+
+async def test_an_idempotency_key_of_another_request_is_refused_and_creates_nothing(
+    client: httpx.AsyncClient, api: Api, team: Team
+) -> None:
+    key = {"Idempotency-Key": "monday-batch"}
+    imported = await upload(client, team.container, team.owner, chat_csv(ROOM), headers=key)
+    assert imported.status_code == 202, imported.text
+    other_room = await api.container(team.project, team.owner)
+
+    problem(await _export(client, team, headers=key, format="csv"), 422, "idempotency_key_reused")
+    problem(await upload(client, other_room, team.owner, chat_csv(ROOM), headers=key), 422, "idempotency_key_reused")
+
+    jobs = (await client.get("/api/v1/jobs", headers=team.owner.headers)).json()["items"]
+    assert [job["id"] for job in jobs] == [imported.json()["id"]]
+    again = await upload(client, team.container, team.owner, chat_csv(ROOM), headers=key)
+    assert again.json()["id"] == imported.json()["id"]
 
 
 async def test_download_serves_the_file_with_a_name_and_a_content_type(

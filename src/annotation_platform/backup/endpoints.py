@@ -19,6 +19,7 @@ from annotation_platform.core.errors import (
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
 from annotation_platform.core.routing import ApiRoute
 from annotation_platform.job.schemas import JobRead
+from annotation_platform.job.service import IdempotencyKeyReused
 
 router = APIRouter(prefix="/admin/backups", tags=["backups"], route_class=ApiRoute)
 
@@ -42,7 +43,7 @@ async def list_backups(
     operation_id="createBackup",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobRead,
-    responses=problem_responses(NotAuthenticated, Forbidden, ValidationFailed),
+    responses=problem_responses(NotAuthenticated, Forbidden, ValidationFailed, IdempotencyKeyReused),
 )
 async def create_backup(
     user: Superuser,

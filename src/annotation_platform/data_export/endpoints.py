@@ -21,6 +21,7 @@ from annotation_platform.data_export.service import (
 from annotation_platform.data_export.storage import read_chunks
 from annotation_platform.job.dependencies import OwnJob
 from annotation_platform.job.schemas import JobRead
+from annotation_platform.job.service import IdempotencyKeyReused
 from annotation_platform.project.dependencies import ProjectManager
 
 router = APIRouter(tags=["exports"], route_class=ApiRoute)
@@ -31,7 +32,9 @@ router = APIRouter(tags=["exports"], route_class=ApiRoute)
     operation_id="createExport",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobRead,
-    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, *BODY_ERRORS, ContainerNotInProject),
+    responses=problem_responses(
+        NotAuthenticated, Forbidden, NotFound, *BODY_ERRORS, ContainerNotInProject, IdempotencyKeyReused
+    ),
 )
 async def create_export(
     access: ProjectManager,

@@ -110,7 +110,9 @@ class ExportService:
     ) -> tuple[Job, bool]:
         """The queued export job and True, or the caller's earlier job with this Idempotency-Key and False."""
         if idempotency_key is not None:
-            existing = await job_service.find_idempotent(session, user=user, key=idempotency_key)
+            existing = await job_service.find_idempotent(
+                session, user=user, key=idempotency_key, kind=JobKind.export, project_id=access.project.id
+            )
             if existing is not None:
                 return existing, False
         container_ids = list(dict.fromkeys(data.container_ids)) if data.container_ids is not None else None

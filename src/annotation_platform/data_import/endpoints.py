@@ -19,6 +19,7 @@ from annotation_platform.data_import.service import (
     import_service,
 )
 from annotation_platform.job.schemas import JobRead
+from annotation_platform.job.service import IdempotencyKeyReused
 
 router = APIRouter(tags=["imports"], route_class=ApiRoute)
 
@@ -37,6 +38,7 @@ router = APIRouter(tags=["imports"], route_class=ApiRoute)
         EncodingUnknown,
         AnnotatorUnknown,
         UploadTooLarge,
+        IdempotencyKeyReused,
     ),
 )
 async def create_import(

@@ -108,7 +108,14 @@ class ImportService:
     ) -> tuple[Job, bool]:
         """The queued import job and True, or the caller's earlier job with this Idempotency-Key and False."""
         if idempotency_key is not None:
-            existing = await job_service.find_idempotent(session, user=user, key=idempotency_key)
+            existing = await job_service.find_idempotent(
+                session,
+                user=user,
+                key=idempotency_key,
+                kind=JobKind.import_,
+                project_id=access.container.project_id,
+                target={"container_id": str(access.container.id)},
+            )
             if existing is not None:
                 return existing, False
         mapping = self._mapping(options.mapping)

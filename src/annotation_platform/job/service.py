@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from annotation_platform.config import Settings
-from annotation_platform.core.errors import Conflict, NotFound
+from annotation_platform.core.errors import AppError, Conflict, NotFound
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.queue import enqueue_after_commit
 from annotation_platform.core.types import utcnow
@@ -56,6 +56,16 @@ class JobNotRetryable(Conflict):
     code = "job_not_retryable"
     title = "Job cannot be retried"
     description = "Only failed or cancelled jobs can be retried."
+
+
+class IdempotencyKeyReused(AppError):
+    status = 422
+    code = "idempotency_key_reused"
+    title = "Idempotency-Key already used for another request"
+    description = (
+        "The key was first sent with another kind of job or another target (project, container, version). "
+        "Send a new key with each new request."
+    )
 
 
 def cancel_marker(settings: Settings, job_id: uuid.UUID) -> Path:
@@ -104,7 +114,9 @@ class JobService:
     ) -> tuple[Job, bool]:
         """The new job (queued, its task sent after commit) and True; or the caller's job with this key and False."""
         if idempotency_key is not None:
-            existing = await job_repository.by_idempotency_key(session, user.id, idempotency_key)
+            existing = await self.find_idempotent(
+                session, user=user, key=idempotency_key, kind=kind, project_id=project_id
+            )
             if existing is not None:
                 return existing, False
         job = Job(
@@ -122,8 +134,28 @@ class JobService:
         enqueue_after_commit(session, TASK_OF_KIND[kind.value], str(job.id))
         return job, True
 
-    async def find_idempotent(self, session: AsyncSession, *, user: User, key: str) -> Job | None:
-        return await job_repository.by_idempotency_key(session, user.id, key)
+    async def find_idempotent(
+        self,
+        session: AsyncSession,
+        *,
+        user: User,
+        key: str,
+        kind: JobKind,
+        project_id: uuid.UUID | None,
+        target: dict[str, str] | None = None,
+    ) -> Job | None:
+        """The caller's job with this key, if it was asked for the same kind of job on the same project (and the
+        same `target` parameters, e.g. a container); a key reused for something else answers 422."""
+        existing = await job_repository.by_idempotency_key(session, user.id, key)
+        if existing is None:
+            return None
+        same_target = all(existing.params.get(name) == value for name, value in (target or {}).items())
+        if existing.kind != kind.value or existing.project_id != project_id or not same_target:
+            raise IdempotencyKeyReused(
+                f"This Idempotency-Key was used for job {existing.id} ({existing.kind}); "
+                "use a new key for a new request."
+            )
+        return existing
 
     async def get(self, session: AsyncSession, *, job_id: uuid.UUID, user: User) -> Job:
         """The caller's job; others' jobs do not exist for them (404)."""

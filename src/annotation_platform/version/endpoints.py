@@ -22,6 +22,7 @@ from annotation_platform.core.pagination import Page, PageParamsDep, next_page_u
 from annotation_platform.core.routing import ApiRoute
 from annotation_platform.data_export.service import ContainerNotInProject
 from annotation_platform.job.schemas import JobRead
+from annotation_platform.job.service import IdempotencyKeyReused
 from annotation_platform.project.dependencies import ProjectManager, ProjectReader
 from annotation_platform.version.schemas import VersionCreate, VersionDiff, VersionRead, VersionRestore
 from annotation_platform.version.service import VersionCorrupt, VersionNotReady, VersionTagTaken, version_service
@@ -44,7 +45,13 @@ def _accepted(response: Response, job_id: object) -> None:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobRead,
     responses=problem_responses(
-        NotAuthenticated, Forbidden, NotFound, *BODY_ERRORS, ContainerNotInProject, VersionTagTaken
+        NotAuthenticated,
+        Forbidden,
+        NotFound,
+        *BODY_ERRORS,
+        ContainerNotInProject,
+        VersionTagTaken,
+        IdempotencyKeyReused,
     ),
 )
 async def create_version(
@@ -136,7 +143,9 @@ async def diff_versions(
     operation_id="restoreProjectVersion",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobRead,
-    responses=problem_responses(NotAuthenticated, Forbidden, NotFound, *BODY_ERRORS, VersionNotReady),
+    responses=problem_responses(
+        NotAuthenticated, Forbidden, NotFound, *BODY_ERRORS, VersionNotReady, IdempotencyKeyReused
+    ),
 )
 async def restore_version(
     access: ProjectManager,

@@ -112,7 +112,9 @@ class VersionService:
         """The queued snapshot job. A tag is the project's for good, unless its snapshot failed or was cancelled:
         then the new request takes it over."""
         if idempotency_key is not None:
-            existing = await job_service.find_idempotent(session, user=user, key=idempotency_key)
+            existing = await job_service.find_idempotent(
+                session, user=user, key=idempotency_key, kind=JobKind.snapshot, project_id=access.project.id
+            )
             if existing is not None:
                 return existing
         container_ids = list(dict.fromkeys(data.container_ids)) if data.container_ids is not None else None
@@ -182,7 +184,14 @@ class VersionService:
     ) -> Job:
         """The queued restore job; the new project is made by the worker (its id is in the job's result)."""
         if idempotency_key is not None:
-            existing = await job_service.find_idempotent(session, user=user, key=idempotency_key)
+            existing = await job_service.find_idempotent(
+                session,
+                user=user,
+                key=idempotency_key,
+                kind=JobKind.restore,
+                project_id=access.project.id,
+                target={"version_id": str(version_id)},
+            )
             if existing is not None:
                 return existing
         version = await self._ready(session, access, version_id)
