@@ -6,7 +6,9 @@ Backups go to the session's DATA_DIR/backups, emptied before each test.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +32,15 @@ async def backups(settings: Settings) -> AsyncIterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def _half_written(path: Path, age_seconds: float) -> Path:
+    """A dump's temporary file as a killed worker leaves it, last written `age_seconds` ago."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"half a dump")
+    written = time.time() - age_seconds
+    os.utime(path, (written, written))
+    return path
 
 
 def _names(directory: Path) -> set[str]:
@@ -110,6 +121,20 @@ async def test_retention_keeps_the_newest_n_rows_and_files(
     kept = {backup["filename"] for backup in listed}
     assert _names(backups) == kept | {name + ".sha256" for name in kept}
     assert jobs[3]["result"]["deleted_by_retention"] == 1
+
+
+async def test_a_killed_workers_half_written_dump_is_removed_by_a_later_backup(
+    app: Any, client: httpx.AsyncClient, api: Api, settings: Settings, backups: Path
+) -> None:
+    admin = await api.user("root", superuser=True)
+    stale = _half_written(backups / "annotation-platform-old.dump.partial", age_seconds=2 * 24 * 3600)
+    fresh = _half_written(backups / "annotation-platform-now.dump.partial", age_seconds=0)
+
+    job = await _backup_job(app, client, admin, settings)
+
+    assert job["status"] == "succeeded", job
+    assert not stale.exists()
+    assert fresh.exists(), "a partial file still being written (recent) is left alone"
 
 
 async def test_verify_accepts_an_intact_backup_and_detects_a_corrupted_one(

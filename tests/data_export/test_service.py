@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import uuid
 from datetime import timedelta
 from typing import Any, BinaryIO
@@ -280,6 +281,22 @@ async def test_download_serves_the_file_with_a_name_and_a_content_type(
         assert response.headers["content-type"] == media_type
         assert response.headers["content-disposition"] == f'attachment; filename="Debates-{date}.{file_format}"'
         assert int(response.headers["content-length"]) == job["result"]["bytes"] == len(response.content)
+
+
+async def test_expiry_removes_the_half_written_files_of_killed_exports(app: Any, client: httpx.AsyncClient) -> None:
+    exports = app.state.settings.data_dir / "exports"
+    exports.mkdir(parents=True, exist_ok=True)
+    stale, fresh = exports / ".0193-old.csv.part", exports / ".0193-new.csv.part"
+    for partial in (stale, fresh):
+        partial.write_bytes(b"half an export")
+    long_ago = (utcnow() - timedelta(hours=app.state.settings.export_retention_hours + 1)).timestamp()
+    os.utime(stale, (long_ago, long_ago))
+
+    async with app.state.sessionmaker() as session, session.begin():
+        await export_service.expire(session, settings=app.state.settings)
+
+    assert not stale.exists()
+    assert fresh.exists(), "an export still being written is left alone"
 
 
 async def test_download_answers_404_409_and_410(app: Any, client: httpx.AsyncClient, api: Api, team: Team) -> None:

@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ from annotation_platform.backup.schemas import BackupRead
 from annotation_platform.config import Settings
 from annotation_platform.core.db import create_engine
 from annotation_platform.core.errors import AppError
+from annotation_platform.core.files import remove_stale_files
 from annotation_platform.core.ids import parse_uuid, uuid7
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.types import utcnow
@@ -57,6 +59,8 @@ T = TypeVar("T")
 HEARTBEAT_SECONDS = 10.0
 # A running backup looks this often whether its job was cancelled (the jobs' promise: within a second or two).
 CANCEL_POLL_SECONDS = 1.0
+# A dump's partial file untouched this long belongs to a worker that was killed: no dump runs that long silently.
+STALE_PARTIAL_AGE = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,15 @@ class BackupService:
         )
 
     async def record(self, session: AsyncSession, *, backup: Backup, settings: Settings) -> list[Backup]:
-        """Saves the backup's row and deletes the rows beyond the retention count; returns those (files to remove)."""
+        """Saves the backup's row and deletes the rows beyond the retention count; returns those (files to remove).
+
+        Half-written dumps of killed workers older than STALE_PARTIAL_AGE go too."""
+        await asyncio.to_thread(
+            remove_stale_files,
+            settings.resolved_backup_dir,
+            "*" + dump.PARTIAL_SUFFIX,
+            utcnow() - STALE_PARTIAL_AGE,
+        )
         await backup_repository.add(session, backup)
         return await backup_repository.delete_all_but_newest(session, settings.backup_retention_count)
 

@@ -196,10 +196,12 @@ class ExportService:
         storage: ExportStorage | None = None,
         now: datetime | None = None,
     ) -> int:
-        """Deletes the files of exports older than EXPORT_RETENTION_HOURS and marks their results expired."""
+        """Deletes the files of exports older than EXPORT_RETENTION_HOURS and marks their results expired; also the
+        half-written files of writers killed that long ago."""
         storage = storage or export_storage(settings)
         now = now or utcnow()
         cutoff = now - timedelta(hours=settings.export_retention_hours)
+        storage.remove_partials(cutoff)
         expired = 0
         after: uuid.UUID | None = None
         while jobs := await export_repository.finished_exports_before(session, cutoff, after, EXPIRE_PAGE):

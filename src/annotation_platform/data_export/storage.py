@@ -1,7 +1,8 @@
 """Where export files live: one small interface, so an S3-compatible store can replace the local folder.
 
 A file is written under a temporary name and published (renamed) only when the writer ends cleanly, so a
-reader never sees half an export; a writer that fails leaves nothing behind.
+reader never sees half an export; a writer that fails leaves nothing behind, and one that was killed leaves a
+temporary file that the periodic expiry removes.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from annotation_platform.config import Settings
+from annotation_platform.core.files import remove_stale_files
 
 READ_CHUNK_BYTES = 1024 * 1024
 
@@ -26,6 +29,9 @@ class ExportStorage(Protocol):
 
     def delete(self, name: str) -> bool:
         """Removes the file; False when there was none."""
+
+    def remove_partials(self, before: datetime) -> int:
+        """Removes files a killed writer left half-written, untouched since `before`; how many."""
 
     def exists(self, name: str) -> bool: ...
 
@@ -68,6 +74,11 @@ class LocalExportStorage:
         existed = path.exists()
         path.unlink(missing_ok=True)
         return existed
+
+    def remove_partials(self, before: datetime) -> int:
+        """A writer's cleanup never ran when its process was killed (SIGKILL, out of memory): its `.<name>.part`
+        stays. One untouched since `before` is not being written any more."""
+        return remove_stale_files(self.root, ".*.part", before)
 
     def exists(self, name: str) -> bool:
         return self._file(name).is_file()
