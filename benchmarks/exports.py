@@ -1,6 +1,7 @@
 """Export benchmark: a generated chat room (imported through the API and a worker) exported through the API as
 JSON Lines and as CSV, each against a raw `COPY ... TO STDOUT` of the same rows by psql: `row_to_json` of each
-item with its annotations for JSON Lines, `FORMAT csv` of the same side-by-side table for CSV. Prints seconds,
+item with its annotations for JSON Lines, `FORMAT csv` of the same side-by-side table for CSV, once with the
+server's JIT setting (psql's default) and once with JIT off (as the export's own COPY runs). Prints seconds,
 rows/s, the ratios and the worker's peak memory; asserts nothing.
 
     make bench-export                                      # 1,000,000 items
@@ -39,8 +40,11 @@ RAW_CSV = f"""COPY (SELECT c.name AS container, i.external_id, i.sequence, i.con
      ORDER BY a.id LIMIT 1) AS "thread:bench" {_ITEMS}) TO STDOUT (FORMAT csv, HEADER true)"""
 
 
-def raw_copy(statement: str) -> float:
-    return psql(DATABASE_URL, "-c", " ".join(statement.split()), stdout=subprocess.DEVNULL)
+def raw_copy(statement: str, *, jit: bool) -> float:
+    """psql's COPY to /dev/null, with the server's JIT setting (on by default) or with JIT off, as the export
+    runs its own COPY."""
+    settings = [] if jit else ["-c", "SET jit = off"]
+    return psql(DATABASE_URL, *settings, "-c", " ".join(statement.split()), stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -68,10 +72,12 @@ def main() -> None:
                 )
             print(f"worker peak memory: {service.worker_peak_mb():.0f} MB ({service.broker} broker)")
         for file_format, statement in (("jsonl", RAW_JSONL), ("csv", RAW_CSV)):
-            seconds = raw_copy(statement)
+            seconds = raw_copy(statement, jit=True)
+            without_jit = raw_copy(statement, jit=False)
             print(
                 f"raw COPY {file_format:<5} by psql:   {seconds:6.1f} s = {ROWS / seconds:8,.0f} items/s; "
-                f"export / raw: {seconds / figures[file_format]:.2f}"
+                f"export / raw: {seconds / figures[file_format]:.2f} "
+                f"(raw with JIT off: {without_jit:.1f} s, export / raw: {without_jit / figures[file_format]:.2f})"
             )
 
 
