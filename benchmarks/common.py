@@ -192,13 +192,13 @@ class Client:
         response = self.http.post(f"/projects/{self.project}/exports", json={"format": file_format})
         return str(response.raise_for_status().json()["id"])
 
-    def wait(self, job_id: str) -> dict[str, object]:
-        """Polls the job every 0.2 s until it ends; exits unless it succeeded."""
+    def wait(self, job_id: str, every: float = 0.2) -> dict[str, object]:
+        """Polls the job every `every` seconds until it ends; exits unless it succeeded."""
         while True:
             job: dict[str, object] = self.http.get(f"/jobs/{job_id}").raise_for_status().json()
             if job["status"] in ("succeeded", "failed", "cancelled"):
                 break
-            time.sleep(0.2)
+            time.sleep(every)
         if job["status"] != "succeeded":
             raise SystemExit(f"job {job_id} ended {job['status']}: {job.get('error_message')}")
         return job

@@ -13,11 +13,14 @@ from typing import Any, BinaryIO
 
 import httpx
 import orjson
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from annotation_platform.core.types import utcnow
 from annotation_platform.data_export.service import export_service, run_export
 from annotation_platform.data_export.storage import LocalExportStorage
 from annotation_platform.job.service import request_cancel_by_file
+from annotation_platform.models import Annotation
 from tests.conftest import Actor, Api, Team, problem
 from tests.data_import.helpers import ROOM, chat_csv, run, start, upload
 
@@ -214,6 +217,28 @@ async def test_labels_prefer_plain_annotations_and_non_text_values_stay_json(
     assert json.loads(cells["metadata.tags"]) == ["a", "b"]
     assert cells["metadata.empty"] == ""
     assert cells["metadata.note"] == "'=1+1"
+
+
+async def test_a_deleted_authors_labels_are_under_deleted_user(
+    app: Any, client: httpx.AsyncClient, api: Api, team: Team, engine: AsyncEngine
+) -> None:
+    """Annotations outlive their author (`created_by` becomes NULL); their column is `<type>:deleted-user`."""
+    room = await api.container(team.project, team.owner, name="Gone")
+    [item] = await api.items(room, team.owner, 1, content="an orphaned label")
+    await api.annotate(item, team.owner, data={"thread_id": "7"})
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(Annotation).where(Annotation.item_id == uuid.UUID(item["id"])).values(created_by=None)
+        )
+
+    _, jsonl = await _exported(app, client, team, format="jsonl", container_ids=[room["id"]])
+    _, content = await _exported(app, client, team, format="csv", container_ids=[room["id"]])
+
+    [line] = _lines(jsonl)
+    assert line["annotations"][0]["author"] == "deleted-user"
+    assert line["thread:deleted-user"] == "7"
+    header, row = list(csv.reader(io.StringIO(content.decode("utf-8"), newline="")))
+    assert dict(zip(header, row, strict=True))["thread:deleted-user"] == "7"
 
 
 async def test_only_managers_and_owners_may_export(client: httpx.AsyncClient, api: Api, team: Team) -> None:
