@@ -305,6 +305,7 @@ async def test_download_serves_the_file_with_a_name_and_a_content_type(
         response = await client.get(f"/api/v1/jobs/{job['id']}/download", headers=team.owner.headers)
         assert response.headers["content-type"] == media_type
         assert response.headers["content-disposition"] == f'attachment; filename="Debates-{date}.{file_format}"'
+        assert response.headers["cache-control"] == "private, no-store"
         assert int(response.headers["content-length"]) == job["result"]["bytes"] == len(response.content)
 
 

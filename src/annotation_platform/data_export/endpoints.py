@@ -72,7 +72,8 @@ async def create_export(
 async def download_export(job: OwnJob, settings: SettingsDep, request: Request) -> Response:
     """The file of one of the caller's succeeded exports (409 while it runs, 410 once it has expired)."""
     found = export_service.download(job=job, settings=settings)
-    headers = {"Content-Disposition": f'attachment; filename="{found.filename}"'}
+    # The project's data: kept by no shared cache, and by the client only as the file it saves.
+    headers = {"Content-Disposition": f'attachment; filename="{found.filename}"', "Cache-Control": "private, no-store"}
     sealed = export_service.sealed_chunks(found, job=job, key_ring=request.app.state.key_ring)
     if sealed is not None:
         return StreamingResponse(sealed, media_type=found.media_type, headers=headers)
