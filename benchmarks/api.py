@@ -46,6 +46,8 @@ SECONDS = int(os.environ.get("BENCH_API_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_API_CONNECTIONS", "16"))
 ROUNDS = int(os.environ.get("BENCH_API_ROUNDS", "3"))
 BULK_ROWS = 10_000
+# Production settings require encryption keys (a benchmark's own, never a deployment's).
+ENCRYPTION_KEYS = "kbench0001:tVcv8QbbJNZpvc5grLcw35NhO4DGBHmA7UHshqTEzwc"
 ITEM_COLUMNS = ["id", "container_id", "external_id", "content", "metadata", "sequence", "created_at", "updated_at"]
 PAGE_COLUMNS = "id, container_id, external_id, content, metadata, sequence, parent_id, created_at, updated_at"
 
@@ -244,6 +246,7 @@ def main() -> None:
         "REDIS_URL": redis,
         "DATA_DIR": tempfile.mkdtemp(prefix="bench-api-"),
         "SECRET_KEY": SECRET_KEY,
+        "ENCRYPTION_KEYS": ENCRYPTION_KEYS,
         "LOG_LEVEL": "WARNING",
         "ALLOWED_HOSTS": "127.0.0.1",
         "DENIED_BURST_THRESHOLD": "0",

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,6 +91,20 @@ class ItemAccess:
 _ITEM_LIST = TypeAdapter(list[ItemRead])
 
 
+# `ItemRead`'s fields, in the order of `item_repository.READ_COLUMNS`.
+_ITEM_FIELDS = tuple(ItemRead.model_fields)
+
+
+def items_json(rows: list[Any]) -> bytes:
+    """A page's rows (`item_repository.page`) as the JSON array of `ItemRead`s, built from the rows by orjson:
+    the model's document, without validating and dumping fifty models a page."""
+    return orjson.dumps(
+        [dict(zip(_ITEM_FIELDS, row, strict=True)) for row in rows],
+        option=orjson.OPT_UTC_Z,
+        default=str,
+    )
+
+
 def _to_read(item: Item) -> ItemRead:
     return ItemRead.model_validate(item)
 
@@ -128,8 +143,7 @@ class ItemService:
                 cursor_bytes, _, body = cached.partition(b"\n")
                 return body, cursor_bytes.decode() or None
         rows, cursor = await item_repository.page(session, container_id, params)
-        items_json = _ITEM_LIST.dump_json(_ITEM_LIST.validate_python(rows, from_attributes=True))
-        body = page_body(items_json, cursor, access.container.item_count if params.include_total else None)
+        body = page_body(items_json(rows), cursor, access.container.item_count if params.include_total else None)
         if cache is not None:
             await cache.store(key, generations, (cursor or "").encode() + b"\n" + body)
         return body, cursor
