@@ -50,7 +50,12 @@ async def current_principal(
         )
     else:
         principal = await api_key_service.authenticate(
-            session, settings, key=api_key, method=request.method, ip=client_ip(request)
+            session,
+            settings,
+            key=api_key,
+            method=request.method,
+            ip=client_ip(request),
+            cacheable=request.method in READ_METHODS,
         )
     bind_context(session, AuditContext.of_request(request, user_id=principal.user.id, api_key_id=principal.api_key_id))
     limiter = rate_limiter_of(request)

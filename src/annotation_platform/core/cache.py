@@ -1,14 +1,17 @@
-"""The read cache: hot look-ups (who is calling, a project or container with the caller's role, item pages)
-kept in Redis when `REDIS_URL` is set, in an in-process LRU otherwise.
+"""The read cache: hot look-ups (who is calling, through a login session or an API key; a project or container
+with the caller's role; item and annotation pages) kept in Redis when `REDIS_URL` is set, in an in-process LRU
+otherwise.
 
-Invalidation is by generations. Every entry belongs to scopes (`p:<project id>`, `c:<container id>`, `auth`,
-and always `*`), each with a counter. An entry stores the counters it was read under and is ignored once any
-of them moved. The counters move after a commit that wrote a row of the scope: session events (installed once,
-for every session, in API and worker processes alike) collect the scopes from the ORM unit of work and from
-INSERT / UPDATE / DELETE statements, and bump them when the transaction commits, before the response is sent.
-A write whose scope cannot be told (a textual statement, an UPDATE without the key in its WHERE) bumps `*`,
-which retires every entry. With Redis the counters are shared, so a write in one process is seen by the next
-read in any other; the in-process LRU only sees its own process's writes (see docs/architecture.md).
+Invalidation is by generations. Every entry belongs to scopes (`p:<project id>`, `c:<container id>`,
+`a:<container id>` for the container's annotations, `auth`, and always `*`), each with a counter. An entry
+stores the counters it was read under and is ignored once any of them moved. The counters move after a commit
+that wrote a row of the scope: session events (installed once, for every session, in API and worker processes
+alike) collect the scopes from the ORM unit of work and from INSERT / UPDATE / DELETE statements, and bump them
+when the transaction commits, before the response is sent. A write whose scope cannot be told (a textual
+statement, an UPDATE without the key in its WHERE) bumps `*`, which retires every entry; so does deleting a
+user (the database clears the author of their annotations). With Redis the counters are shared, so a write in
+one process is seen by the next read in any other; the in-process LRU only sees its own process's writes (see
+docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ def project_scope(project_id: uuid.UUID) -> str:
 
 def container_scope(container_id: uuid.UUID) -> str:
     return f"c:{container_id}"
+
+
+def annotation_scope(container_id: uuid.UUID) -> str:
+    """The annotations of a container: their writes retire annotation pages, not the container's item pages."""
+    return f"a:{container_id}"
 
 
 class Cache:
@@ -237,6 +245,8 @@ def _scopes_of_table(table_name: str, values: dict[str, Any]) -> set[str] | None
         return {project_scope(values["id"])} if values.get("id") else {EVERYTHING}
     if table_name == "memberships":
         return {project_scope(values["project_id"])} if values.get("project_id") else {EVERYTHING}
+    if table_name == "annotations":
+        return {annotation_scope(values["container_id"])} if values.get("container_id") else {EVERYTHING}
     if table_name in ("users", "auth_sessions", "api_keys"):
         return {AUTH}
     return None
@@ -244,6 +254,14 @@ def _scopes_of_table(table_name: str, values: dict[str, Any]) -> set[str] | None
 
 def _mark(session: Session, scopes: Iterable[str]) -> None:
     session.info.setdefault(_DIRTY_KEY, set()).update(scopes)
+
+
+def mark_written(session: Any, scopes: Iterable[str]) -> None:
+    """For writes the session events cannot read (Core statements on the session's connection): the scopes whose
+    entries the next commit retires."""
+    sync_session = getattr(session, "sync_session", session)
+    if sync_session.info.get(CACHE_INFO_KEY) is not None:
+        _mark(sync_session, scopes)
 
 
 def _on_after_flush(session: Session, _context: Any) -> None:
@@ -254,6 +272,9 @@ def _on_after_flush(session: Session, _context: Any) -> None:
         if table is None:
             continue
         scopes = _scopes_of_table(table, encode_row(instance) if table != "users" else {})
+        if table == "users" and instance in session.deleted:
+            # The database sets the author of the user's annotations to null: pages that show them are stale.
+            scopes = {EVERYTHING}
         if scopes:
             _mark(session, scopes)
 
