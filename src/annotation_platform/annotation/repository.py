@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import Select, String, Uuid, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.core.cache import annotation_scope
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
-from annotation_platform.core.sql import IN_LIST_CHUNK, rows_where_in
+from annotation_platform.core.sql import IN_LIST_CHUNK, insert_rows, rows_where_in
 from annotation_platform.core.types import UTCDateTime
 from annotation_platform.models import Annotation, AnnotationRevision, Container, Item, Membership, Project, User
 
@@ -72,8 +73,7 @@ class AnnotationRepository:
         return await session.get(AnnotationRevision, (annotation_id, version))
 
     async def insert_revisions(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await session.execute(insert(AnnotationRevision), rows)
+        await insert_rows(session, AnnotationRevision, rows, scopes=set())
 
     def ids_on_item(self, item_id: uuid.UUID) -> Select[Any]:
         return select(Annotation.id).where(Annotation.item_id == item_id)
@@ -251,7 +251,8 @@ class AnnotationRepository:
         return int((await session.execute(statement)).scalar_one())
 
     async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        await session.execute(insert(Annotation), rows)
+        scopes = {annotation_scope(container_id) for container_id in {row["container_id"] for row in rows}}
+        await insert_rows(session, Annotation, rows, scopes=scopes)
 
     async def update_if_version(
         self, session: AsyncSession, annotation: Annotation, *, expected_version: int, values: dict[str, Any]
