@@ -16,7 +16,7 @@ from annotation_platform.api_key.schemas import ApiKeyCreate, ApiKeyCreated, Api
 from annotation_platform.audit.service import audit_service
 from annotation_platform.auth.service import Principal, hash_token
 from annotation_platform.config import Settings
-from annotation_platform.core.cache import AUTH, cache_of, decode_row, dumps, encode_row
+from annotation_platform.core.cache import AUTH, cache_of, decode_row, dumps, encode_row, lookup
 from annotation_platform.core.clients import IpNotAllowed, in_networks
 from annotation_platform.core.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from annotation_platform.core.ids import uuid7
@@ -50,6 +50,11 @@ class LoginSessionRequired(Forbidden):
     code = "login_session_required"
     title = "Needs a login session"
     description = "This is done with a bearer token from login, not with an API key. Log in and retry."
+
+
+def api_key_cache_key(secret_hash: str) -> str:
+    """The cache key of an API key's caller (its scope: `auth`)."""
+    return f"apikey:{secret_hash}"
 
 
 def _to_read(api_key: ApiKey) -> ApiKeyRead:
@@ -158,10 +163,10 @@ class ApiKeyService:
     ) -> tuple[ApiKey, User] | None:
         """The key and its user, from the cache when allowed; `last_used_at` is written when it is due."""
         cache = cache_of(session) if cacheable else None
-        key = f"apikey:{secret_hash}"
+        key = api_key_cache_key(secret_hash)
         generations: list[int] = []
         if cache is not None:
-            cached, generations = await cache.lookup(key, (AUTH,))
+            cached, generations = await lookup(session, cache, key, (AUTH,))
             if cached is not None:
                 entry = orjson.loads(cached)
                 if entry["touch_by"] > now.timestamp():

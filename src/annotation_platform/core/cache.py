@@ -40,6 +40,7 @@ from annotation_platform.config import Settings
 logger = logging.getLogger(__name__)
 
 CACHE_INFO_KEY = "annotation_platform.cache"
+_PREFETCH_KEY = "annotation_platform.cache_prefetch"
 _DIRTY_KEY = "annotation_platform.cache_dirty"
 EVERYTHING = "*"
 AUTH = "auth"
@@ -72,10 +73,13 @@ class Cache:
         """The entry if still valid, and the current generations (store a fresh read under these)."""
         all_scopes = [EVERYTHING, *scopes]
         stored, generations = await self._fetch(key, all_scopes)
-        if stored is None:
-            return None, generations
-        header, _, payload = stored.partition(b"\n")
-        return (payload if header == _header(generations) else None), generations
+        return _valid(stored, generations), generations
+
+    async def lookup_many(
+        self, wanted: Sequence[tuple[str, Sequence[str]]]
+    ) -> dict[str, tuple[bytes | None, list[int]]]:
+        """`lookup` of several entries (Redis: in one round trip)."""
+        return {key: await self.lookup(key, scopes) for key, scopes in wanted}
 
     async def store(self, key: str, generations: Sequence[int], payload: bytes) -> None:
         await self._put(key, _header(generations) + b"\n" + payload)
@@ -92,6 +96,13 @@ class Cache:
 
     async def close(self) -> None:
         """Releases connections."""
+
+
+def _valid(stored: bytes | None, generations: Sequence[int]) -> bytes | None:
+    if stored is None:
+        return None
+    header, _, payload = stored.partition(b"\n")
+    return payload if header == _header(generations) else None
 
 
 def _header(generations: Sequence[int]) -> bytes:
@@ -147,6 +158,24 @@ class RedisCache(Cache):
         entry = values[-1]
         return (entry.encode() if isinstance(entry, str) else entry), [int(value or 0) for value in values[:-1]]
 
+    async def lookup_many(
+        self, wanted: Sequence[tuple[str, Sequence[str]]]
+    ) -> dict[str, tuple[bytes | None, list[int]]]:
+        scope_names = list(dict.fromkeys(scope for _, scopes in wanted for scope in (EVERYTHING, *scopes)))
+        names = [_GEN_PREFIX + scope for scope in scope_names] + [_ENTRY_PREFIX + key for key, _ in wanted]
+        try:
+            values = await self._async.mget(names)
+        except redis.RedisError:
+            logger.warning("cache unavailable; reading the database", exc_info=True)
+            return {key: (None, [-1] * (len(scopes) + 1)) for key, scopes in wanted}
+        current = {scope: int(value or 0) for scope, value in zip(scope_names, values, strict=False)}
+        found: dict[str, tuple[bytes | None, list[int]]] = {}
+        for (key, scopes), entry in zip(wanted, values[len(scope_names) :], strict=True):
+            generations = [current[scope] for scope in (EVERYTHING, *scopes)]
+            stored = entry.encode() if isinstance(entry, str) else entry
+            found[key] = (_valid(stored, generations), generations)
+        return found
+
     async def _put(self, key: str, value: bytes) -> None:
         if value.startswith(b"-1"):
             return
@@ -185,6 +214,26 @@ def cache_of(session: Any) -> Cache | None:
     """The cache of the session's process, if caching is on (an AsyncSession or a Session)."""
     cache: Cache | None = session.info.get(CACHE_INFO_KEY)
     return cache
+
+
+async def prefetch(session: Any, wanted: Sequence[tuple[str, Sequence[str]]]) -> None:
+    """Reads the entries a request is about to look up (key, scopes) in one round trip; `lookup` then answers
+    from them. Their generations are read a little earlier than a lookup's own would be, which is the same as
+    the request having started a little earlier: a write that commits in between is concurrent with it."""
+    cache = cache_of(session)
+    if cache is not None and wanted:
+        found = await cache.lookup_many(wanted)
+        session.info[_PREFETCH_KEY] = {key: (tuple(scopes), *found[key]) for key, scopes in wanted}
+
+
+async def lookup(session: Any, cache: Cache, key: str, scopes: Sequence[str]) -> tuple[bytes | None, list[int]]:
+    """`cache.lookup`, answered by the request's `prefetch` when it read this key with these scopes (once)."""
+    prefetched = session.info.get(_PREFETCH_KEY)
+    if prefetched:
+        found = prefetched.pop(key, None)
+        if found is not None and found[0] == tuple(scopes):
+            return found[1], found[2]
+    return await cache.lookup(key, scopes)
 
 
 # --- encoding rows ---------------------------------------------------------------------------------------------

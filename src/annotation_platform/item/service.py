@@ -21,7 +21,7 @@ from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.change.service import change_service
 from annotation_platform.container.repository import container_repository
 from annotation_platform.container.service import ContainerAccess
-from annotation_platform.core.cache import cache_of, container_scope
+from annotation_platform.core.cache import cache_of, container_scope, lookup
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from annotation_platform.core.ids import uuid7
 from annotation_platform.core.pagination import PageParams, page_body
@@ -121,6 +121,12 @@ def _event_data(items: list[ItemRead]) -> dict[str, Any]:
     }
 
 
+def page_cache_entry(container_id: uuid.UUID, params: PageParams) -> tuple[str, tuple[str]]:
+    """The cache key and scopes of a page of the container's items."""
+    key = f"items:{container_id}:{params.limit}:{int(params.include_total)}:{params.cursor or ''}"
+    return key, (container_scope(container_id),)
+
+
 class ItemService:
     async def access(self, session: AsyncSession, *, item_id: uuid.UUID, user: User, action: Action) -> ItemAccess:
         found = await item_repository.get_with_role(session, item_id, user)
@@ -135,10 +141,10 @@ class ItemService:
         """The page's JSON and the next cursor. Pages are cached until the container or its items change."""
         container_id = access.container.id
         cache = cache_of(session)
-        key = f"items:{container_id}:{params.limit}:{int(params.include_total)}:{params.cursor or ''}"
+        key, scopes = page_cache_entry(container_id, params)
         generations: list[int] = []
         if cache is not None:
-            cached, generations = await cache.lookup(key, (container_scope(container_id),))
+            cached, generations = await lookup(session, cache, key, scopes)
             if cached is not None:
                 cursor_bytes, _, body = cached.partition(b"\n")
                 return body, cursor_bytes.decode() or None
