@@ -152,23 +152,23 @@ async def test_annotation_pages_are_cached_and_follow_every_write(
         # Both pages from the cache (the item's access check is not cached, the container's is).
         assert not [statement for statement in counter.statements if "FROM annotations" in statement]
 
-        # Bulk writes go as one Core statement on PostgreSQL, which says which scopes it wrote.
-        bulk = {"items": [{"item_id": item["id"], "type": "note", "data": {"n": 9}}]}
+        # Bulk writes of 100 rows or more go as one Core statement on PostgreSQL, which says which scopes it wrote.
+        bulk = {"items": [{"item_id": item["id"], "type": "note", "data": {"n": 9}}] * 100}
         bulk_url = f"/api/v1/containers/{team.container['id']}/annotations/bulk"
         assert (await first.post(bulk_url, json=bulk, headers=team.annotator.headers)).status_code == 201
-        assert await seen() == ([{"n": 1}, {"n": 9}], [{"n": 1}, {"n": 9}])
+        assert await seen() == ([{"n": 1}] + [{"n": 9}] * 49, [{"n": 1}] + [{"n": 9}] * 49)
         items_url = f"/api/v1/containers/{team.container['id']}/items"
         assert len((await second.get(items_url, headers=team.viewer.headers)).json()["items"]) == 5
-        new_items = {"items": [{"external_id": "bulk-1"}, {"external_id": "bulk-2"}]}
+        new_items = {"items": [{"external_id": f"bulk-{n}"} for n in range(100)]}
         assert (await first.post(f"{items_url}/bulk", json=new_items, headers=team.owner.headers)).status_code == 201
-        assert len((await second.get(items_url, headers=team.viewer.headers)).json()["items"]) == 7
+        assert len((await second.get(items_url, headers=team.viewer.headers)).json()["items"]) == 50
 
         one = f"/api/v1/annotations/{created.json()['id']}"
         changed = await first.patch(
             one, json={"data": {"n": 2}}, headers={**team.annotator.headers, "If-Match": created.headers["etag"]}
         )
         assert changed.status_code == 200, changed.text
-        assert await seen() == ([{"n": 2}, {"n": 9}], [{"n": 2}, {"n": 9}])
+        assert await seen() == ([{"n": 2}] + [{"n": 9}] * 49, [{"n": 2}] + [{"n": 9}] * 49)
 
         # Deleting the item deletes its annotations in the database (a cascade no statement names).
         assert (await first.delete(f"/api/v1/items/{item['id']}", headers=team.owner.headers)).status_code == 204

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
 IN_LIST_CHUNK = 1000
+# Below this many rows a plain INSERT (an executemany) is cheaper than building the arrays' statement.
+UNNEST_MIN_ROWS = 100
 
 
 async def rows_where_in(
@@ -55,8 +57,9 @@ async def insert_rows(
     There the values go as one array a column, `INSERT ... SELECT ... FROM unnest(...)`: one round trip and
     one execution for up to 10,000 rows, where an executemany runs the statement once a row. `constants` are
     SQL expressions of every row (such as the transaction id). Rows must name the same columns, every column
-    with a Python-side default included (else, and on SQLite, an executemany). The statement names no key the
-    cache could read, so the caller says which cache `scopes` it writes (core/cache.py).
+    with a Python-side default included (else, on SQLite, and for fewer than `UNNEST_MIN_ROWS`, an
+    executemany). The statement names no key the cache could read, so the caller says which cache `scopes` it
+    writes (core/cache.py).
     """
     from annotation_platform.core.cache import mark_written
 
@@ -67,7 +70,7 @@ async def insert_rows(
     columns = [attributes[key].columns[0] for key in keys]
     defaulted = {column.name for column in model.__table__.columns if column.default is not None}
     uniform = all(len(row) == len(keys) for row in rows) and defaulted <= {column.name for column in columns}
-    if session.get_bind().dialect.name != "postgresql" or not uniform:
+    if session.get_bind().dialect.name != "postgresql" or not uniform or len(rows) < UNNEST_MIN_ROWS:
         statement = insert(model).values(constants) if constants else insert(model)
         await session.execute(statement, list(rows))
         return
