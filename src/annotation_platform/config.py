@@ -368,8 +368,9 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def settings_of(request: Request) -> Settings:
-    """The settings the running app was created with (tests create apps with their own)."""
+async def settings_of(request: Request) -> Settings:
+    """The settings the running app was created with (tests create apps with their own). Dependencies are
+    coroutines, even those that do not wait: FastAPI runs plain functions in a worker thread, a hop per request."""
     settings: Settings = request.app.state.settings
     return settings
 

@@ -3,16 +3,18 @@ made stale."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
-from sqlalchemy import event, text
+from sqlalchemy import event, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from annotation_platform.main import create_app
+from annotation_platform.models import User
 from tests.conftest import Api, QueryCounter, Team, make_settings, serve
 from tests.test_rate_limits import redis_url_or_skip
 
@@ -90,3 +92,94 @@ async def test_writes_made_with_sql_outside_the_services_retire_entries_too(
         async with sessionmaker() as session, session.begin():
             await session.execute(text("DELETE FROM items WHERE external_id = 't00000'"))
         assert len((await http.get(items_url, headers=team.viewer.headers)).json()["items"]) == 4
+
+
+async def test_api_keys_are_cached_and_a_revocation_answers_401_at_once_in_another_process(
+    client: httpx.AsyncClient, team: Team, database_url: str, tmp_path: Path
+) -> None:
+    redis_url = redis_url_or_skip()
+    redis.Redis.from_url(redis_url).flushdb()
+    items_url = f"/api/v1/containers/{team.container['id']}/items"
+    async with (
+        serve(cached_app(database_url, tmp_path / "a", redis_url)) as first,
+        serve(cached_app(database_url, tmp_path / "b", redis_url)) as second,
+    ):
+        created = await first.post(
+            "/api/v1/api-keys", json={"name": "script", "scopes": ["read"]}, headers=team.viewer.headers
+        )
+        assert created.status_code == 201, created.text
+        key = {"X-API-Key": created.json()["key"]}
+        for _ in range(2):  # the first look-up of a container in a process learns its project, the second stores
+            assert (await second.get(items_url, headers=key)).status_code == 200
+        engine: AsyncEngine = second._transport.app.state.engine  # type: ignore[attr-defined]
+        counter = QueryCounter()
+        event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: counter.statements.append(args[2]))
+        assert (await second.get(items_url, headers=key)).status_code == 200
+        assert counter.count == 0, counter.statements  # the key, its user, the access and the page: all cached
+
+        revoked = await first.delete(f"/api/v1/api-keys/{created.json()['id']}", headers=team.viewer.headers)
+        assert revoked.status_code == 204
+        assert (await second.get(items_url, headers=key)).status_code == 401
+
+        # A disabled account: its keys stop working at once too.
+        other = await first.post(
+            "/api/v1/api-keys", json={"name": "other", "scopes": ["read"]}, headers=team.annotator.headers
+        )
+        other_key = {"X-API-Key": other.json()["key"]}
+        assert (await second.get(items_url, headers=other_key)).status_code == 200
+        async with second._transport.app.state.sessionmaker() as session, session.begin():  # type: ignore[attr-defined]
+            await session.execute(update(User).where(User.id == uuid.UUID(team.annotator.id)).values(is_active=False))
+        assert (await first.get(items_url, headers=other_key)).status_code == 401
+
+
+async def test_annotation_pages_are_cached_and_follow_every_write(
+    client: httpx.AsyncClient, team: Team, database_url: str, tmp_path: Path
+) -> None:
+    redis_url = redis_url_or_skip()
+    redis.Redis.from_url(redis_url).flushdb()
+    item = team.items[0]
+    item_page = f"/api/v1/items/{item['id']}/annotations"
+    container_page = f"/api/v1/containers/{team.container['id']}/annotations"
+    async with (
+        serve(cached_app(database_url, tmp_path / "a", redis_url)) as first,
+        serve(cached_app(database_url, tmp_path / "b", redis_url)) as second,
+    ):
+
+        async def seen() -> tuple[list[object], list[object]]:
+            by_item = (await second.get(item_page, headers=team.viewer.headers)).json()["items"]
+            by_container = (await second.get(container_page, headers=team.viewer.headers)).json()["items"]
+            return [a["data"] for a in by_item], [a["data"] for a in by_container]
+
+        assert await seen() == ([], [])
+        created = await first.post(item_page, json={"type": "note", "data": {"n": 1}}, headers=team.annotator.headers)
+        assert created.status_code == 201, created.text
+        assert await seen() == ([{"n": 1}], [{"n": 1}])
+
+        engine: AsyncEngine = second._transport.app.state.engine  # type: ignore[attr-defined]
+        counter = QueryCounter()
+        event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: counter.statements.append(args[2]))
+        assert await seen() == ([{"n": 1}], [{"n": 1}])
+        # Both pages from the cache (the item's access check is not cached, the container's is).
+        assert not [statement for statement in counter.statements if "FROM annotations" in statement]
+
+        # Bulk writes of 100 rows or more go as one Core statement on PostgreSQL, which says which scopes it wrote.
+        bulk = {"items": [{"item_id": item["id"], "type": "note", "data": {"n": 9}}] * 100}
+        bulk_url = f"/api/v1/containers/{team.container['id']}/annotations/bulk"
+        assert (await first.post(bulk_url, json=bulk, headers=team.annotator.headers)).status_code == 201
+        assert await seen() == ([{"n": 1}] + [{"n": 9}] * 49, [{"n": 1}] + [{"n": 9}] * 49)
+        items_url = f"/api/v1/containers/{team.container['id']}/items"
+        assert len((await second.get(items_url, headers=team.viewer.headers)).json()["items"]) == 5
+        new_items = {"items": [{"external_id": f"bulk-{n}"} for n in range(100)]}
+        assert (await first.post(f"{items_url}/bulk", json=new_items, headers=team.owner.headers)).status_code == 201
+        assert len((await second.get(items_url, headers=team.viewer.headers)).json()["items"]) == 50
+
+        one = f"/api/v1/annotations/{created.json()['id']}"
+        changed = await first.patch(
+            one, json={"data": {"n": 2}}, headers={**team.annotator.headers, "If-Match": created.headers["etag"]}
+        )
+        assert changed.status_code == 200, changed.text
+        assert await seen() == ([{"n": 2}] + [{"n": 9}] * 49, [{"n": 2}] + [{"n": 9}] * 49)
+
+        # Deleting the item deletes its annotations in the database (a cascade no statement names).
+        assert (await first.delete(f"/api/v1/items/{item['id']}", headers=team.owner.headers)).status_code == 204
+        assert (await second.get(container_page, headers=team.viewer.headers)).json()["items"] == []

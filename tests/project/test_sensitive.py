@@ -310,3 +310,46 @@ async def test_webhook_payloads_are_sealed_and_rotation_reencrypts_every_column(
         assert listed.json()["items"][0]["payload"]["data"]["annotations"][0]["data"] == {"label": "diagnosis"}
         history = await http.get(f"/api/v1/annotations/{annotation['id']}/history", headers=owner.headers)
         assert history.json()["items"][0]["data"] == {"label": "diagnosis"}
+
+
+async def test_pages_of_a_sensitive_project_never_rest_in_the_read_cache(
+    api: Api, database_url: str, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    """Item and annotation pages are cached for plain projects only; bulk writes of 150 rows take the
+    one-statement path on PostgreSQL, and must seal too."""
+    async with serve(create_app(make_settings(database_url, tmp_path, cache_enabled=True))) as http:
+        cached = Api(http, http._transport.app.state.engine)  # type: ignore[attr-defined]
+        owner = await cached.user("keeper")
+        pages: dict[bool, dict[str, str]] = {}
+        for sensitive in (False, True):
+            project = await cached.project(owner, name=f"sensitive={sensitive}", sensitive=sensitive)
+            room = await cached.container(project, owner)
+            rows = [{"external_id": f"t{n}", "content": f"{SECRET} {sensitive} {n}"} for n in range(150)]
+            created = await http.post(ITEMS.format(room["id"]) + "/bulk", json={"items": rows}, headers=owner.headers)
+            assert created.status_code == 201, created.text
+            labels = [
+                {"item_external_id": f"t{n}", "type": "thread", "data": {"thread_id": f"{SECRET} {n}"}}
+                for n in range(150)
+            ]
+            labelled = await http.post(
+                f"/api/v1/containers/{room['id']}/annotations/bulk", json={"items": labels}, headers=owner.headers
+            )
+            assert labelled.status_code == 201, labelled.text
+            pages[sensitive] = {
+                "items": ITEMS.format(room["id"]) + "?limit=200",
+                "annotations": f"/api/v1/containers/{room['id']}/annotations?limit=200",
+            }
+        cache = http._transport.app.state.cache  # type: ignore[attr-defined]
+        for sensitive, urls in pages.items():
+            for _round in range(2):
+                items = (await http.get(urls["items"], headers=owner.headers)).json()["items"]
+                assert items[0]["content"] == f"{SECRET} {sensitive} 0"
+                annotations = (await http.get(urls["annotations"], headers=owner.headers)).json()["items"]
+                assert annotations[0]["data"] == {"thread_id": f"{SECRET} 0"}
+
+        stored = b"".join(value for _expiry, value in cache._entries.values())
+        assert f"{SECRET} False 0".encode() in stored, "a plain project's pages are cached"
+        assert f"{SECRET} True".encode() not in stored
+    rows = await _raw(engine, "SELECT content FROM items WHERE content LIKE '%True%' OR content LIKE 'enc:%'")
+    assert rows
+    assert all(row[0].startswith("enc:v1:") for row in rows)

@@ -39,7 +39,7 @@ from annotation_platform.core.errors import (
     problem_responses,
 )
 from annotation_platform.core.ids import parse_uuid
-from annotation_platform.core.pagination import Page, PageParamsDep, page_response
+from annotation_platform.core.pagination import Page, PageParamsDep, json_page_response, page_response
 from annotation_platform.core.routing import ApiRoute
 from annotation_platform.core.schemas import BulkIds, TypeSlug
 from annotation_platform.item.dependencies import ItemAnnotator, ItemReader
@@ -78,21 +78,23 @@ async def _page(
     *,
     type_: str | None,
     created_by: str | None,
+    scope_container_id: uuid.UUID,
     item_id: uuid.UUID | None = None,
     container_id: uuid.UUID | None = None,
 ) -> Response:
     matches_nothing, author = _author(created_by)
     if matches_nothing:
         return page_response(request, [], None, 0 if page.include_total else None)
-    annotations, cursor, total = await annotation_service.page(
+    body, cursor = await annotation_service.page(
         session,
         page,
+        scope_container_id=scope_container_id,
         type_=type_,
         created_by=author,
         item_id=item_id,
         container_id=container_id,
     )
-    return page_response(request, annotations, cursor, total, settings.public_base_url)
+    return json_page_response(request, body, cursor, settings.public_base_url)
 
 
 @router.get(
@@ -111,7 +113,16 @@ async def list_item_annotations(
     created_by: AuthorFilter = None,
 ) -> Response:
     """The item's annotations, oldest first."""
-    return await _page(request, session, settings, page, type_=type, created_by=created_by, item_id=access.item.id)
+    return await _page(
+        request,
+        session,
+        settings,
+        page,
+        type_=type,
+        created_by=created_by,
+        scope_container_id=access.item.container_id,
+        item_id=access.item.id,
+    )
 
 
 @router.post(
@@ -148,7 +159,14 @@ async def list_container_annotations(
 ) -> Response:
     """Every annotation in the container, oldest first, optionally of one type or by one author."""
     return await _page(
-        request, session, settings, page, type_=type, created_by=created_by, container_id=access.container.id
+        request,
+        session,
+        settings,
+        page,
+        type_=type,
+        created_by=created_by,
+        scope_container_id=access.container.id,
+        container_id=access.container.id,
     )
 
 

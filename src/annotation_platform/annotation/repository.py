@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import Select, String, Uuid, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.core.cache import annotation_scope
 from annotation_platform.core.field_crypto import is_sealed_json, key_ring_of, open_content, seal_data
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
-from annotation_platform.core.sql import IN_LIST_CHUNK, rows_where_in
+from annotation_platform.core.sql import IN_LIST_CHUNK, insert_rows, rows_where_in
 from annotation_platform.core.types import UTCDateTime
 from annotation_platform.models import Annotation, AnnotationRevision, Container, Item, Membership, Project, User
 
@@ -75,10 +76,8 @@ class AnnotationRepository:
     async def insert_revisions(
         self, session: AsyncSession, rows: list[dict[str, Any]], *, sensitive: bool = False
     ) -> None:
-        if rows:
-            await session.execute(
-                insert(AnnotationRevision), self._sealed(session, rows, "annotation_id") if sensitive else rows
-            )
+        rows = self._sealed(session, rows, "annotation_id") if sensitive else rows
+        await insert_rows(session, AnnotationRevision, rows, scopes=set())
 
     def _sealed(self, session: AsyncSession, rows: list[dict[str, Any]], id_key: str = "id") -> list[dict[str, Any]]:
         """The rows with `data` sealed to the annotation (rows whose data is sealed already are kept)."""
@@ -283,7 +282,8 @@ class AnnotationRepository:
         return int((await session.execute(statement)).scalar_one())
 
     async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]], *, sensitive: bool = False) -> None:
-        await session.execute(insert(Annotation), self._sealed(session, rows) if sensitive else rows)
+        scopes = {annotation_scope(container_id) for container_id in {row["container_id"] for row in rows}}
+        await insert_rows(session, Annotation, self._sealed(session, rows) if sensitive else rows, scopes=scopes)
 
     async def update_if_version(
         self,

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.annotation.repository import REVISION_CONTENT, annotation_repository
@@ -23,6 +25,7 @@ from annotation_platform.audit.context import context_of
 from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.change.service import change_service
 from annotation_platform.container.service import ContainerAccess
+from annotation_platform.core.cache import annotation_scope, cache_of, container_scope
 from annotation_platform.core.errors import (
     Conflict,
     Forbidden,
@@ -33,7 +36,7 @@ from annotation_platform.core.errors import (
 )
 from annotation_platform.core.field_crypto import SEALED_PLACEHOLDER, is_sensitive, loaded_sealed, redact
 from annotation_platform.core.ids import uuid7
-from annotation_platform.core.pagination import PageParams
+from annotation_platform.core.pagination import PageParams, page_body
 from annotation_platform.core.types import utcnow
 from annotation_platform.item.service import BulkRowsInvalid, ItemAccess, ItemNotInContainer
 from annotation_platform.models import Annotation, Role, User
@@ -98,6 +101,9 @@ def if_match_allows(header: str | None, current_etag: str) -> bool:
     return "*" in candidates or current_etag in candidates
 
 
+_ANNOTATION = TypeAdapter(AnnotationRead)
+
+
 def _to_read(annotation: Annotation) -> AnnotationRead:
     return AnnotationRead.model_validate(annotation)
 
@@ -153,15 +159,33 @@ class AnnotationService:
         session: AsyncSession,
         params: PageParams,
         *,
+        scope_container_id: uuid.UUID,
         item_id: uuid.UUID | None = None,
         container_id: uuid.UUID | None = None,
         type_: str | None = None,
         created_by: uuid.UUID | None = None,
-    ) -> tuple[list[AnnotationRead], str | None, int | None]:
+    ) -> tuple[bytes, str | None]:
+        """The page's JSON and the next cursor. Pages are cached until the container (`scope_container_id`, the
+        item's for an item's annotations), its items or its annotations change."""
+        cache = cache_of(session)
+        filters = [str(item_id or ""), str(container_id or ""), type_, str(created_by or "")]
+        key = "annotations:" + orjson.dumps([*filters, params.limit, params.include_total, params.cursor]).decode()
+        scopes = (container_scope(scope_container_id), annotation_scope(scope_container_id))
+        generations: list[int] = []
+        if cache is not None:
+            cached, generations = await cache.lookup(key, scopes)
+            if cached is not None:
+                cursor_bytes, _, body = cached.partition(b"\n")
+                return body, cursor_bytes.decode() or None
         annotations, cursor, total = await annotation_repository.page(
             session, params, item_id=item_id, container_id=container_id, type_=type_, created_by=created_by
         )
-        return [_to_read(a) for a in annotations], cursor, total
+        items_json = b"[" + b",".join(_ANNOTATION.serializer.to_json(_to_read(a)) for a in annotations) + b"]"
+        body = page_body(items_json, cursor, total)
+        # A sensitive project's annotations were decrypted as they loaded: their page must not rest in the cache.
+        if cache is not None and not any(loaded_sealed(annotation) for annotation in annotations):
+            await cache.store(key, generations, (cursor or "").encode() + b"\n" + body)
+        return body, cursor
 
     async def create(
         self, session: AsyncSession, *, access: ItemAccess, user: User, data: AnnotationCreate

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import datetime
 from ipaddress import ip_network
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.api_key.repository import api_key_repository
@@ -14,6 +16,7 @@ from annotation_platform.api_key.schemas import ApiKeyCreate, ApiKeyCreated, Api
 from annotation_platform.audit.service import audit_service
 from annotation_platform.auth.service import Principal, hash_token
 from annotation_platform.config import Settings
+from annotation_platform.core.cache import AUTH, cache_of, decode_row, dumps, encode_row, lookup
 from annotation_platform.core.clients import IpNotAllowed, in_networks
 from annotation_platform.core.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from annotation_platform.core.ids import uuid7
@@ -47,6 +50,11 @@ class LoginSessionRequired(Forbidden):
     code = "login_session_required"
     title = "Needs a login session"
     description = "This is done with a bearer token from login, not with an API key. Log in and retry."
+
+
+def api_key_cache_key(secret_hash: str) -> str:
+    """The cache key of an API key's caller (its scope: `auth`)."""
+    return f"apikey:{secret_hash}"
 
 
 def _to_read(api_key: ApiKey) -> ApiKeyRead:
@@ -117,12 +125,23 @@ class ApiKeyService:
         await api_key_repository.delete(session, api_key)
 
     async def authenticate(
-        self, session: AsyncSession, settings: Settings, *, key: str, method: str, ip: str | None
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        *,
+        key: str,
+        method: str,
+        ip: str | None,
+        cacheable: bool = False,
     ) -> Principal:
         """The key's user, if the key exists, has not expired, is used from an allowed address and has the
-        scope this method needs. Without `admin` the user's superuser powers are withheld for the request."""
-        found = await api_key_repository.get_with_user(session, hash_token(key))
+        scope this method needs. Without `admin` the user's superuser powers are withheld for the request.
+
+        `cacheable` (reads only): the key and its user may come from the cache, whose entry lives no longer than
+        the key's next `last_used_at` touch; any write to keys or users (a revocation, a disabled account)
+        retires it, so those answer 401 at once. Expiry, addresses and scopes are checked on every request."""
         now = utcnow()
+        found = await self._key_with_user(session, settings, hash_token(key), now, cacheable=cacheable)
         if found is None or (found[0].expires_at is not None and found[0].expires_at <= now):
             raise NotAuthenticated("The API key is invalid, expired or revoked.")
         api_key, user = found
@@ -137,10 +156,35 @@ class ApiKeyService:
             raise InsufficientScope("This API key is read-only (scope `read`).")
         if Scope.admin not in scopes:
             user.superuser_powers_withheld = True
-        last_used = api_key.last_used_at
-        if last_used is None or (now - last_used).total_seconds() >= settings.session_touch_interval_seconds:
-            await api_key_repository.touch(session, api_key.id, now)
         return Principal(user=user, session_id=None, api_key_id=api_key.id)
+
+    async def _key_with_user(
+        self, session: AsyncSession, settings: Settings, secret_hash: str, now: datetime, *, cacheable: bool
+    ) -> tuple[ApiKey, User] | None:
+        """The key and its user, from the cache when allowed; `last_used_at` is written when it is due."""
+        cache = cache_of(session) if cacheable else None
+        key = api_key_cache_key(secret_hash)
+        generations: list[int] = []
+        if cache is not None:
+            cached, generations = await lookup(session, cache, key, (AUTH,))
+            if cached is not None:
+                entry = orjson.loads(cached)
+                if entry["touch_by"] > now.timestamp():
+                    return decode_row(ApiKey, entry["key"]), decode_row(User, entry["user"])
+        found = await api_key_repository.get_with_user(session, secret_hash)
+        if found is None:
+            return None
+        api_key, user = found
+        interval = settings.session_touch_interval_seconds
+        last_used = api_key.last_used_at
+        if last_used is None or (now - last_used).total_seconds() >= interval:
+            await api_key_repository.touch(session, api_key.id, now)
+            last_used = now
+        if cache is not None:
+            user_row = {**encode_row(user), "hashed_password": ""}  # the hash never leaves the database  # nosec B105
+            entry = {"key": encode_row(api_key), "user": user_row, "touch_by": last_used.timestamp() + interval}
+            await cache.store(key, generations, dumps(entry))
+        return api_key, user
 
 
 api_key_service = ApiKeyService()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
-from annotation_platform.api_key.service import api_key_service
+from annotation_platform.api_key.service import api_key_cache_key, api_key_service
 from annotation_platform.audit.context import AuditContext, bind_context
-from annotation_platform.auth.service import Principal, auth_service
+from annotation_platform.auth.service import Principal, auth_service, hash_token, session_cache_key
 from annotation_platform.config import SettingsDep
 from annotation_platform.core.clients import client_ip
 from annotation_platform.core.db import SessionDep
@@ -36,6 +38,32 @@ api_key_scheme = APIKeyHeader(
 )
 
 
+# The user of each credential (by its hash) this process authenticated: a credential never changes hands, so
+# this only tells `cached_credential` which cache entries a request will read. Authentication still checks it.
+_USER_OF_CREDENTIAL_SIZE = 100_000
+_user_of_credential: dict[str, uuid.UUID] = {}
+
+
+def _credential(request: Request) -> tuple[str, bool] | None:
+    """The hash of the request's credential, and whether it is a bearer token (else an API key)."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() == "bearer" and token:
+        return hash_token(token), True
+    api_key = request.headers.get("x-api-key")
+    return (hash_token(api_key), False) if api_key else None
+
+
+def cached_credential(request: Request) -> tuple[str, uuid.UUID | None] | None:
+    """The cache key of the caller a read will look up (bearer token, else API key), and their user id when
+    this process has seen the credential before; None without a credential."""
+    credential = _credential(request)
+    if credential is None:
+        return None
+    credential_hash, is_bearer = credential
+    key = session_cache_key(credential_hash) if is_bearer else api_key_cache_key(credential_hash)
+    return key, _user_of_credential.get(credential_hash)
+
+
 async def current_principal(
     request: Request,
     session: SessionDep,
@@ -50,7 +78,12 @@ async def current_principal(
         )
     else:
         principal = await api_key_service.authenticate(
-            session, settings, key=api_key, method=request.method, ip=client_ip(request)
+            session,
+            settings,
+            key=api_key,
+            method=request.method,
+            ip=client_ip(request),
+            cacheable=request.method in READ_METHODS,
         )
     bind_context(session, AuditContext.of_request(request, user_id=principal.user.id, api_key_id=principal.api_key_id))
     limiter = rate_limiter_of(request)
@@ -59,6 +92,11 @@ async def current_principal(
     else:
         await limiter.hit(request, limiter.default, "user", str(principal.user.id))
     request.state.user_id = principal.user.id
+    credential = _credential(request)
+    if credential is not None and credential[0] not in _user_of_credential:
+        if len(_user_of_credential) >= _USER_OF_CREDENTIAL_SIZE:
+            _user_of_credential.clear()
+        _user_of_credential[credential[0]] = principal.user.id
     return principal
 
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
 from annotation_platform.models import AuthSession, User
+
+# Built once: a statement's construction and cache key cost more than its execution on every request.
+_LIVE_WITH_USER = (
+    select(AuthSession, User)
+    .join(User, User.id == AuthSession.user_id)
+    .where(AuthSession.token_hash == bindparam("token_hash"), AuthSession.expires_at > bindparam("now"))
+)
 
 
 class AuthSessionRepository:
@@ -22,12 +29,7 @@ class AuthSessionRepository:
     async def get_live_with_user(
         self, session: AsyncSession, *, token_hash: str, now: datetime
     ) -> tuple[AuthSession, User] | None:
-        statement = (
-            select(AuthSession, User)
-            .join(User, User.id == AuthSession.user_id)
-            .where(AuthSession.token_hash == token_hash, AuthSession.expires_at > now)
-        )
-        row = (await session.execute(statement)).first()
+        row = (await session.execute(_LIVE_WITH_USER, {"token_hash": token_hash, "now": now})).first()
         return (row[0], row[1]) if row else None
 
     async def touch(self, session: AsyncSession, *, session_id: uuid.UUID, now: datetime) -> None:

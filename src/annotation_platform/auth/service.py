@@ -19,7 +19,7 @@ from annotation_platform.auth.manager import user_manager_for
 from annotation_platform.auth.repository import auth_session_repository
 from annotation_platform.auth.schemas import SessionRead
 from annotation_platform.config import Settings
-from annotation_platform.core.cache import AUTH, cache_of, decode_row, dumps, encode_row
+from annotation_platform.core.cache import AUTH, cache_of, decode_row, dumps, encode_row, lookup
 from annotation_platform.core.errors import AppError, BadRequest, NotAuthenticated, NotFound
 from annotation_platform.core.pagination import PageParams
 from annotation_platform.core.rate_limit import RateLimiter
@@ -70,6 +70,11 @@ class IssuedToken:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def session_cache_key(token_hash: str) -> str:
+    """The cache key of a bearer token's caller (its scope: `auth`)."""
+    return f"auth:{token_hash}"
 
 
 class AuthService:
@@ -165,7 +170,7 @@ class AuthService:
         cache = cache_of(session) if cacheable else None
         generations: list[int] = []
         if cache is not None:
-            cached, generations = await cache.lookup(f"auth:{token_hash}", (AUTH,))
+            cached, generations = await lookup(session, cache, session_cache_key(token_hash), (AUTH,))
             if cached is not None:
                 entry = orjson.loads(cached)
                 if entry["touch_by"] > now.timestamp():
@@ -187,7 +192,7 @@ class AuthService:
             )
             user_row = {**encode_row(user), "hashed_password": ""}  # the hash never leaves the database  # nosec B105
             entry = {"session_id": auth_session.id, "touch_by": touch_by, "user": user_row}
-            await cache.store(f"auth:{token_hash}", generations, dumps(entry))
+            await cache.store(session_cache_key(token_hash), generations, dumps(entry))
         return Principal(user=user, session_id=auth_session.id)
 
     async def sessions(

@@ -19,6 +19,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from annotation_platform.core.pagination import Keyset, PageParams, encode_cursor, fetch_page
+from annotation_platform.core.sql import insert_rows
 from annotation_platform.models import Change
 
 PG_CURRENT_TXID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
@@ -66,9 +67,8 @@ class ChangeRepository:
     keyset = Keyset(columns=(Change.txid, Change.position), kinds=(int, int))
 
     async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        """Rows of `CHANGE_COLUMNS` and `changed_at`: one executemany."""
-        if rows:
-            await session.execute(insert(Change).values(txid=current_txid()), rows)
+        """Rows of `CHANGE_COLUMNS` and `changed_at`: one statement (PostgreSQL) or one executemany."""
+        await insert_rows(session, Change, rows, scopes=set(), constants={"txid": current_txid()})
 
     async def insert_from(self, session: AsyncSession, rows: Select[Any]) -> None:
         """Entries from a query whose columns are `CHANGE_COLUMNS` and `changed_at`, set-based."""

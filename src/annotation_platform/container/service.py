@@ -23,6 +23,7 @@ from annotation_platform.core.cache import (
     decode_row,
     dumps,
     encode_row,
+    lookup,
     project_scope,
 )
 from annotation_platform.core.errors import Conflict, ValidationFailed
@@ -70,6 +71,15 @@ def check_item_schema(item_schema: dict[str, Any] | None) -> None:
         ) from exc
 
 
+def access_cache_entry(container_id: uuid.UUID, user_id: uuid.UUID) -> tuple[str, tuple[str, str]] | None:
+    """The cache key and scopes of a container with a user's role; None while this process does not know the
+    container's project (the first look-up learns it)."""
+    project_id = _project_of_container.get(container_id)
+    if project_id is None:
+        return None
+    return f"container:{container_id}:{user_id}", (project_scope(project_id), container_scope(container_id))
+
+
 class ContainerService:
     async def access(
         self, session: AsyncSession, *, container_id: uuid.UUID, user: User, action: Action, cacheable: bool = False
@@ -88,18 +98,17 @@ class ContainerService:
         self, session: AsyncSession, cache: Cache, container_id: uuid.UUID, user: User
     ) -> tuple[Container, str | None] | None:
         """A container never moves to another project, so its project (hence its scopes) is remembered here."""
-        key = f"container:{container_id}:{user.id}"
-        project_id = _project_of_container.get(container_id)
+        wanted = access_cache_entry(container_id, user.id)
         generations: list[int] = []
-        if project_id is not None:
-            cached, generations = await cache.lookup(key, (project_scope(project_id), container_scope(container_id)))
+        if wanted is not None:
+            cached, generations = await lookup(session, cache, *wanted)
             if cached is not None:
                 entry = orjson.loads(cached)
                 return decode_row(Container, entry["container"]), entry["role"]
         found = await container_repository.get_with_role(session, container_id, user)
-        if found is not None and project_id is not None:
+        if found is not None and wanted is not None:
             entry = {"container": encode_row(found[0]), "role": found[1]}
-            await cache.store(key, generations, dumps(entry))
+            await cache.store(wanted[0], generations, dumps(entry))
         elif found is not None:
             if len(_project_of_container) >= _PROJECT_OF_CONTAINER_SIZE:
                 _project_of_container.clear()

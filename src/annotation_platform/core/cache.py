@@ -1,15 +1,18 @@
-"""The read cache: hot look-ups (who is calling, a project or container with the caller's role, item pages)
-kept in Redis when `REDIS_URL` is set, in an in-process LRU otherwise.
+"""The read cache: hot look-ups (who is calling, through a login session or an API key; a project or container
+with the caller's role; item and annotation pages) kept in Redis when `REDIS_URL` is set, in an in-process LRU
+otherwise.
 
-Invalidation is by generations. Every entry belongs to scopes (`p:<project id>`, `c:<container id>`, `auth`,
-and always `*`), each with a counter. An entry stores the counters it was read under and is ignored once any
-of them moved. The counters move after a commit that wrote a row of the scope: session events (installed once,
-for every session, in API and worker processes alike) collect the scopes from the ORM unit of work and from
-INSERT / UPDATE / DELETE statements, and bump them when the transaction commits, before the response is sent.
-A write whose scope cannot be told (a textual statement, an UPDATE without the key in its WHERE) bumps `*`,
-which retires every entry. The counters are shared by every process, so a write in one (an API process, a
-worker's import) is seen by the next read in any other: in Redis, or without Redis in a memory-mapped file in
-DATA_DIR (`SharedGenerations`; the embedded default runs on one host), beside each process's own LRU of entries.
+Invalidation is by generations. Every entry belongs to scopes (`p:<project id>`, `c:<container id>`,
+`a:<container id>` for the container's annotations, `auth`, and always `*`), each with a counter. An entry
+stores the counters it was read under and is ignored once any of them moved. The counters move after a commit
+that wrote a row of the scope: session events (installed once, for every session, in API and worker processes
+alike) collect the scopes from the ORM unit of work and from INSERT / UPDATE / DELETE statements, and bump them
+when the transaction commits, before the response is sent. A write whose scope cannot be told (a textual
+statement, an UPDATE without the key in its WHERE) bumps `*`, which retires every entry; so does deleting a
+user (the database clears the author of their annotations). The counters are shared by every process, so a
+write in one (an API process, a worker's import) is seen by the next read in any other: in Redis, or without
+Redis in a memory-mapped file in DATA_DIR (`SharedGenerations`; the embedded default runs on one host), beside
+each process's own LRU of entries.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from annotation_platform.config import Settings
 logger = logging.getLogger(__name__)
 
 CACHE_INFO_KEY = "annotation_platform.cache"
+_PREFETCH_KEY = "annotation_platform.cache_prefetch"
 _DIRTY_KEY = "annotation_platform.cache_dirty"
 EVERYTHING = "*"
 AUTH = "auth"
@@ -59,6 +63,11 @@ def container_scope(container_id: uuid.UUID) -> str:
     return f"c:{container_id}"
 
 
+def annotation_scope(container_id: uuid.UUID) -> str:
+    """The annotations of a container: their writes retire annotation pages, not the container's item pages."""
+    return f"a:{container_id}"
+
+
 class Cache:
     """Entries are bytes under a key, valid while the generations of their scopes have not moved."""
 
@@ -69,10 +78,13 @@ class Cache:
         """The entry if still valid, and the current generations (store a fresh read under these)."""
         all_scopes = [EVERYTHING, *scopes]
         stored, generations = await self._fetch(key, all_scopes)
-        if stored is None:
-            return None, generations
-        header, _, payload = stored.partition(b"\n")
-        return (payload if header == _header(generations) else None), generations
+        return _valid(stored, generations), generations
+
+    async def lookup_many(
+        self, wanted: Sequence[tuple[str, Sequence[str]]]
+    ) -> dict[str, tuple[bytes | None, list[int]]]:
+        """`lookup` of several entries (Redis: in one round trip)."""
+        return {key: await self.lookup(key, scopes) for key, scopes in wanted}
 
     async def store(self, key: str, generations: Sequence[int], payload: bytes) -> None:
         await self._put(key, _header(generations) + b"\n" + payload)
@@ -89,6 +101,13 @@ class Cache:
 
     async def close(self) -> None:
         """Releases connections."""
+
+
+def _valid(stored: bytes | None, generations: Sequence[int]) -> bytes | None:
+    if stored is None:
+        return None
+    header, _, payload = stored.partition(b"\n")
+    return payload if header == _header(generations) else None
 
 
 def _header(generations: Sequence[int]) -> bytes:
@@ -196,6 +215,24 @@ class RedisCache(Cache):
         entry = values[-1]
         return (entry.encode() if isinstance(entry, str) else entry), [int(value or 0) for value in values[:-1]]
 
+    async def lookup_many(
+        self, wanted: Sequence[tuple[str, Sequence[str]]]
+    ) -> dict[str, tuple[bytes | None, list[int]]]:
+        scope_names = list(dict.fromkeys(scope for _, scopes in wanted for scope in (EVERYTHING, *scopes)))
+        names = [_GEN_PREFIX + scope for scope in scope_names] + [_ENTRY_PREFIX + key for key, _ in wanted]
+        try:
+            values = await self._async.mget(names)
+        except redis.RedisError:
+            logger.warning("cache unavailable; reading the database", exc_info=True)
+            return {key: (None, [-1] * (len(scopes) + 1)) for key, scopes in wanted}
+        current = {scope: int(value or 0) for scope, value in zip(scope_names, values, strict=False)}
+        found: dict[str, tuple[bytes | None, list[int]]] = {}
+        for (key, scopes), entry in zip(wanted, values[len(scope_names) :], strict=True):
+            generations = [current[scope] for scope in (EVERYTHING, *scopes)]
+            stored = entry.encode() if isinstance(entry, str) else entry
+            found[key] = (_valid(stored, generations), generations)
+        return found
+
     async def _put(self, key: str, value: bytes) -> None:
         if value.startswith(b"-1"):
             return
@@ -235,6 +272,26 @@ def cache_of(session: Any) -> Cache | None:
     """The cache of the session's process, if caching is on (an AsyncSession or a Session)."""
     cache: Cache | None = session.info.get(CACHE_INFO_KEY)
     return cache
+
+
+async def prefetch(session: Any, wanted: Sequence[tuple[str, Sequence[str]]]) -> None:
+    """Reads the entries a request is about to look up (key, scopes) in one round trip; `lookup` then answers
+    from them. Their generations are read a little earlier than a lookup's own would be, which is the same as
+    the request having started a little earlier: a write that commits in between is concurrent with it."""
+    cache = cache_of(session)
+    if cache is not None and wanted:
+        found = await cache.lookup_many(wanted)
+        session.info[_PREFETCH_KEY] = {key: (tuple(scopes), *found[key]) for key, scopes in wanted}
+
+
+async def lookup(session: Any, cache: Cache, key: str, scopes: Sequence[str]) -> tuple[bytes | None, list[int]]:
+    """`cache.lookup`, answered by the request's `prefetch` when it read this key with these scopes (once)."""
+    prefetched = session.info.get(_PREFETCH_KEY)
+    if prefetched:
+        found = prefetched.pop(key, None)
+        if found is not None and found[0] == tuple(scopes):
+            return found[1], found[2]
+    return await cache.lookup(key, scopes)
 
 
 # --- encoding rows ---------------------------------------------------------------------------------------------
@@ -295,6 +352,8 @@ def _scopes_of_table(table_name: str, values: dict[str, Any]) -> set[str] | None
         return {project_scope(values["id"])} if values.get("id") else {EVERYTHING}
     if table_name == "memberships":
         return {project_scope(values["project_id"])} if values.get("project_id") else {EVERYTHING}
+    if table_name == "annotations":
+        return {annotation_scope(values["container_id"])} if values.get("container_id") else {EVERYTHING}
     if table_name in ("users", "auth_sessions", "api_keys"):
         return {AUTH}
     return None
@@ -302,6 +361,14 @@ def _scopes_of_table(table_name: str, values: dict[str, Any]) -> set[str] | None
 
 def _mark(session: Session, scopes: Iterable[str]) -> None:
     session.info.setdefault(_DIRTY_KEY, set()).update(scopes)
+
+
+def mark_written(session: Any, scopes: Iterable[str]) -> None:
+    """For writes the session events cannot read (Core statements on the session's connection): the scopes whose
+    entries the next commit retires."""
+    sync_session = getattr(session, "sync_session", session)
+    if sync_session.info.get(CACHE_INFO_KEY) is not None:
+        _mark(sync_session, scopes)
 
 
 def _on_after_flush(session: Session, _context: Any) -> None:
@@ -312,6 +379,9 @@ def _on_after_flush(session: Session, _context: Any) -> None:
         if table is None:
             continue
         scopes = _scopes_of_table(table, encode_row(instance) if table != "users" else {})
+        if table == "users" and instance in session.deleted:
+            # The database sets the author of the user's annotations to null: pages that show them are stale.
+            scopes = {EVERYTHING}
         if scopes:
             _mark(session, scopes)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -14,6 +16,15 @@ from annotation_platform.config import Settings
 
 # aiosqlite logs every statement with its bound values at DEBUG; values (emails, texts) never go to logs.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
+
+def json_loads(text: str | bytes) -> Any:
+    """JSON columns read by orjson (several times faster than `json`); what orjson refuses but `json` reads
+    (NaN, integers beyond 64 bits, in rows written before) still reads as it always did."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -25,6 +36,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             url,
             echo=settings.database_echo,
             hide_parameters=True,
+            json_deserializer=json_loads,
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
         )
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
@@ -33,6 +45,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         url,
         echo=settings.database_echo,
         hide_parameters=True,
+        json_deserializer=json_loads,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,

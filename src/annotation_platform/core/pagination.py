@@ -39,7 +39,7 @@ class PageParams:
     include_total: bool
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Row, Select, bindparam, func
+from sqlalchemy import ARRAY, Row, Select, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
 IN_LIST_CHUNK = 1000
+# Below this many rows a plain INSERT (an executemany) is cheaper than building the arrays' statement.
+UNNEST_MIN_ROWS = 100
 
 
 async def rows_where_in(
@@ -40,3 +42,46 @@ async def rows_where_in(
         chunk = statement.where(column.in_(values[start : start + IN_LIST_CHUNK]))
         rows.extend((await session.execute(chunk)).all())
     return rows
+
+
+async def insert_rows(
+    session: AsyncSession,
+    model: Any,
+    rows: Sequence[dict[str, Any]],
+    *,
+    scopes: set[str],
+    constants: dict[str, Any] | None = None,
+) -> None:
+    """Rows of the ORM class `model` (keyed by attribute name), all or none, in one statement on PostgreSQL.
+
+    There the values go as one array a column, `INSERT ... SELECT ... FROM unnest(...)`: one round trip and
+    one execution for up to 10,000 rows, where an executemany runs the statement once a row. `constants` are
+    SQL expressions of every row (such as the transaction id). Rows must name the same columns, every column
+    with a Python-side default included (else, on SQLite, and for fewer than `UNNEST_MIN_ROWS`, an
+    executemany). The statement names no key the cache could read, so the caller says which cache `scopes` it
+    writes (core/cache.py).
+    """
+    from annotation_platform.core.cache import mark_written
+
+    if not rows:
+        return
+    keys = list(rows[0])
+    attributes = model.__mapper__.column_attrs
+    columns = [attributes[key].columns[0] for key in keys]
+    defaulted = {column.name for column in model.__table__.columns if column.default is not None}
+    uniform = all(len(row) == len(keys) for row in rows) and defaulted <= {column.name for column in columns}
+    if session.get_bind().dialect.name != "postgresql" or not uniform or len(rows) < UNNEST_MIN_ROWS:
+        statement = insert(model).values(constants) if constants else insert(model)
+        await session.execute(statement, list(rows))
+        return
+    arrays = [
+        bindparam(None, [row[key] for row in rows], type_=ARRAY(column.type))
+        for key, column in zip(keys, columns, strict=True)
+    ]
+    unnested = func.unnest(*arrays).table_valued(*(column.name for column in columns)).render_derived("new_rows")
+    selected = select(*unnested.c, *(constants or {}).values())
+    names = [column.name for column in columns] + list(constants or {})
+    statement = insert(model.__table__).from_select(names, selected)
+    connection = await session.connection()
+    await connection.execute(statement)
+    mark_written(session, scopes)

@@ -16,7 +16,7 @@ from annotation_platform.core.errors import (
 from annotation_platform.core.pagination import Page, PageParamsDep, json_page_response
 from annotation_platform.core.routing import ApiRoute
 from annotation_platform.core.schemas import BulkIds
-from annotation_platform.item.dependencies import ItemManager, ItemReader
+from annotation_platform.item.dependencies import ItemManager, ItemReader, ItemsPagePrefetch
 from annotation_platform.item.schemas import (
     ItemBulkCreate,
     ItemBulkRead,
@@ -46,7 +46,12 @@ _BODY_ERRORS = (*BODY_ERRORS, MetadataInvalid, ParentNotFound)
     responses=problem_responses(*LIST_ERRORS),
 )
 async def list_items(
-    request: Request, access: ContainerReader, session: SessionDep, settings: SettingsDep, page: PageParamsDep
+    request: Request,
+    _prefetched: ItemsPagePrefetch,
+    access: ContainerReader,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageParamsDep,
 ) -> Response:
     """The container's items in `sequence` order."""
     body, cursor = await item_service.page(session, access=access, params=page)

@@ -7,12 +7,27 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, Uuid, delete, func, insert, literal, null, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    String,
+    Uuid,
+    bindparam,
+    delete,
+    func,
+    literal,
+    null,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.core.cache import container_scope
 from annotation_platform.core.field_crypto import key_ring_of, open_item_row, seal_item_values
-from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
-from annotation_platform.core.sql import IN_LIST_CHUNK, rows_where_in
+from annotation_platform.core.pagination import Keyset, PageParams, decode_cursor, encode_cursor
+from annotation_platform.core.sql import IN_LIST_CHUNK, insert_rows, rows_where_in
 from annotation_platform.core.types import UTCDateTime
 from annotation_platform.models import Annotation, Container, Item, Membership, User
 
@@ -27,6 +42,20 @@ READ_COLUMNS = (
     Item.schema_version,
     Item.created_at,
     Item.updated_at,
+)
+
+
+# A page's statements, built once (their construction and cache key cost more than their execution): the first
+# page, and the page after a cursor's `(sequence, id)`.
+_PAGE = (
+    select(*READ_COLUMNS)
+    .where(Item.container_id == bindparam("container_id"))
+    .order_by(Item.sequence, Item.id)
+    .limit(bindparam("limit", type_=Integer()))
+)
+_PAGE_AFTER = _PAGE.where(
+    tuple_(Item.sequence, Item.id)
+    > tuple_(bindparam("after_sequence", type_=BigInteger()), bindparam("after_id", type_=Uuid()))
 )
 
 
@@ -53,8 +82,16 @@ class ItemRepository:
     ) -> tuple[list[Any], str | None]:
         """Plain rows (attributes named as `Item`'s), not ORM objects: a page costs no identity-map work. Rows of
         a sensitive project come opened, as dicts."""
-        statement = select(*READ_COLUMNS).where(Item.container_id == container_id)
-        rows, cursor = await fetch_page(session, statement, self.keyset, params, lambda r: (r.sequence, r.id))
+        values: dict[str, Any] = {"container_id": container_id, "limit": params.limit + 1}
+        statement = _PAGE
+        if params.cursor is not None:
+            values["after_sequence"], values["after_id"] = decode_cursor(params.cursor, self.keyset.kinds)
+            statement = _PAGE_AFTER
+        rows = list((await session.execute(statement, values)).all())
+        cursor = None
+        if len(rows) > params.limit:
+            rows = rows[: params.limit]
+            cursor = encode_cursor((rows[-1].sequence, rows[-1].id))
         return (self.opened(session, rows) if sensitive else rows), cursor
 
     def opened(self, session: AsyncSession, rows: Sequence[Any]) -> list[Any]:
@@ -80,7 +117,8 @@ class ItemRepository:
         return (await session.execute(statement)).scalar_one()
 
     async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]], *, sensitive: bool = False) -> None:
-        await session.execute(insert(Item), self._sealed(session, rows) if sensitive else rows)
+        scopes = {container_scope(container_id) for container_id in {row["container_id"] for row in rows}}
+        await insert_rows(session, Item, self._sealed(session, rows) if sensitive else rows, scopes=scopes)
 
     async def read_many(
         self, session: AsyncSession, container_id: uuid.UUID, item_ids: list[uuid.UUID], *, sensitive: bool = False

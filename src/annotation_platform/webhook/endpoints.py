@@ -38,7 +38,7 @@ _ONE = (NotAuthenticated, Forbidden, NotFound)
 _BODY_ERRORS = (*BODY_ERRORS, WebhookTargetRefused)
 
 
-def key_ring_of(request: Request) -> KeyRing:
+async def key_ring_of(request: Request) -> KeyRing:
     key_ring: KeyRing = request.app.state.key_ring
     return key_ring
 
