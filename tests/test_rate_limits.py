@@ -77,6 +77,24 @@ async def test_password_routes_have_a_stricter_limit_per_address(
         assert elsewhere.status_code == 400
 
 
+async def test_requests_without_valid_credentials_are_limited_per_address(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
+    """Guessing tokens or API keys: after RATE_LIMIT_ANONYMOUS failures an address gets 429, not another try."""
+    app = limited_app(database_url, tmp_path, rate_limit_anonymous="3/minute", trusted_proxies="127.0.0.1")
+    async with serve(app) as http:
+        ana = await account(http, "ana")
+        guesses = [{"Authorization": "Bearer apt_guess"}, {"X-API-Key": "apk_guess_guess"}, {}]
+        for headers in guesses:
+            problem(await http.get(ME, headers=headers), 401, "not_authenticated")
+        refused = problem(await http.get(ME, headers={"Authorization": "Bearer apt_another"}), 429, "rate_limited")
+        assert "3 per 1 minute" in refused["detail"]
+        assert (await http.get(ME, headers=ana)).status_code == 200, "valid credentials are not held back"
+        elsewhere = await http.get(ME, headers={"X-API-Key": "apk_guess_guess", "X-Forwarded-For": "198.51.100.7"})
+        problem(elsewhere, 401, "not_authenticated")
+        assert (await http.get("/health/live")).status_code == 200
+
+
 async def test_repeated_wrong_passwords_lock_the_email_for_a_while(
     client: httpx.AsyncClient, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

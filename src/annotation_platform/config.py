@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = Field(default=True, description="Rate limits on or off.")
     rate_limit_default: str = Field(default="600/minute", description="Per API key, else per user.")
     rate_limit_auth: str = Field(default="10/minute", description="Login, registration, password reset: per address.")
+    rate_limit_anonymous: str = Field(
+        default="60/minute", description="Requests to authenticated routes without valid credentials: per address."
+    )
     login_lockout_attempts: int = Field(default=5, ge=0, description="Failed logins that lock an account; 0 = never.")
     login_lockout_seconds: int = Field(default=900, ge=1, description="How long a lockout lasts.")
     denied_burst_threshold: int = Field(
@@ -281,7 +284,7 @@ class Settings(BaseSettings):
         parse_networks(value)
         return value
 
-    @field_validator("rate_limit_default", "rate_limit_auth")
+    @field_validator("rate_limit_default", "rate_limit_auth", "rate_limit_anonymous")
     @classmethod
     def _limit_parses(cls, value: str) -> str:
         parse_limit(value)

@@ -15,7 +15,7 @@ from annotation_platform.auth.service import Principal, auth_service, hash_token
 from annotation_platform.config import SettingsDep
 from annotation_platform.core.clients import client_ip
 from annotation_platform.core.db import SessionDep
-from annotation_platform.core.errors import Forbidden
+from annotation_platform.core.errors import Forbidden, NotAuthenticated
 from annotation_platform.core.rate_limit import rate_limiter_of
 from annotation_platform.models import User
 
@@ -71,22 +71,27 @@ async def current_principal(
     token: Annotated[str | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
-    """The caller, from a bearer token or else an API key."""
-    if token or not api_key:
-        principal = await auth_service.authenticate(
-            session, settings, token=token, cacheable=request.method in READ_METHODS
-        )
-    else:
-        principal = await api_key_service.authenticate(
-            session,
-            settings,
-            key=api_key,
-            method=request.method,
-            ip=client_ip(request),
-            cacheable=request.method in READ_METHODS,
-        )
-    bind_context(session, AuditContext.of_request(request, user_id=principal.user.id, api_key_id=principal.api_key_id))
+    """The caller, from a bearer token or else an API key. Requests that do not authenticate count against
+    RATE_LIMIT_ANONYMOUS per client address, so guessing credentials is slowed down (429 past the limit)."""
     limiter = rate_limiter_of(request)
+    try:
+        if token or not api_key:
+            principal = await auth_service.authenticate(
+                session, settings, token=token, cacheable=request.method in READ_METHODS
+            )
+        else:
+            principal = await api_key_service.authenticate(
+                session,
+                settings,
+                key=api_key,
+                method=request.method,
+                ip=client_ip(request),
+                cacheable=request.method in READ_METHODS,
+            )
+    except NotAuthenticated:
+        await limiter.hit(request, limiter.anonymous, "anonymous", client_ip(request) or "unknown")
+        raise
+    bind_context(session, AuditContext.of_request(request, user_id=principal.user.id, api_key_id=principal.api_key_id))
     if principal.api_key_id is not None:
         await limiter.hit(request, limiter.default, "key", str(principal.api_key_id))
     else:

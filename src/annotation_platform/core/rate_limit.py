@@ -58,6 +58,7 @@ class RateLimiter:
         self.enabled = settings.rate_limit_enabled
         self.default = parse(settings.rate_limit_default)
         self.auth = parse(settings.rate_limit_auth)
+        self.anonymous = parse(settings.rate_limit_anonymous)
         storage: Storage
         if settings.redis_url:
             storage = RedisStorage(
