@@ -13,6 +13,8 @@
   and Swagger UI understand as a file rather than a string.
 * A deprecated operation (core/routing.py `deprecated`) states its sunset date in its description and
   documents the `Deprecation`, `Sunset` and `Link` headers of its success responses.
+* Every authenticated operation (one that can answer 401) also documents 429 `rate_limited`: a caller's
+  requests count against their limit, and requests without valid credentials against their address's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from annotation_platform.core.errors import problem_responses
+from annotation_platform.core.rate_limit import RateLimited
 from annotation_platform.core.routing import DEPRECATED_SINCE_KEY, SUNSET_KEY
 
 JSON = "application/json"
@@ -58,7 +62,31 @@ def finish_document(document: dict[str, Any]) -> dict[str, Any]:
     mark_uploads_binary(document)
     add_examples(document)
     describe_deprecations(document)
+    document_rate_limits(document)
     return document
+
+
+def document_rate_limits(document: dict[str, Any]) -> None:
+    limited = problem_responses(RateLimited)[RateLimited.status]
+    example = limited["content"]["application/problem+json"]["examples"][RateLimited.code]
+    for _path, _method, operation in operations(document):
+        responses = operation.get("responses", {})
+        if "401" not in responses:
+            continue
+        existing = responses.get("429")
+        if existing is None:
+            responses["429"] = {
+                "description": limited["description"],
+                "content": {
+                    "application/problem+json": {
+                        "schema": {"$ref": "#/components/schemas/Problem"},
+                        "examples": {RateLimited.code: copy.deepcopy(example)},
+                    }
+                },
+            }
+            continue
+        examples = existing.setdefault("content", {}).setdefault("application/problem+json", {})
+        examples.setdefault("examples", {}).setdefault(RateLimited.code, copy.deepcopy(example))
 
 
 DEPRECATION_HEADERS = {
