@@ -39,6 +39,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, class_mapper
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, TextClause
 from sqlalchemy.sql.operators import eq
+from sqlalchemy.util.concurrency import await_only, in_greenlet
 
 from annotation_platform.config import Settings
 
@@ -203,7 +204,8 @@ class RedisCache(Cache):
     def __init__(self, url: str, ttl_seconds: int) -> None:
         super().__init__(ttl_seconds)
         self._async = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        # Bumps run inside the commit, which SQLAlchemy calls synchronously: a blocking client, one round trip.
+        # Bumps run inside the commit, which SQLAlchemy calls synchronously: from an AsyncSession they still await
+        # the async client (`bump`); this blocking one serves plain Sessions and is the fallback.
         self._sync = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
 
     async def _fetch(self, key: str, scopes: Sequence[str]) -> tuple[bytes | None, list[int]]:
@@ -242,9 +244,20 @@ class RedisCache(Cache):
             logger.warning("cache unavailable; entry not stored", exc_info=True)
 
     def bump(self, scopes: Iterable[str]) -> None:
+        """Inside an AsyncSession's commit (API requests, worker tasks) the round trip is awaited on the event
+        loop through SQLAlchemy's greenlet bridge, so other requests go on meanwhile; a plain Session's commit,
+        or an event loop the async client cannot use, falls back to the blocking client."""
         names = [_GEN_PREFIX + scope for scope in scopes]
         if not names:
             return
+        if in_greenlet():
+            try:
+                await_only(self._bump_async(names))
+                return
+            except redis.RedisError:
+                logger.warning("cache invalidation through the async client failed; retrying blocking", exc_info=True)
+            except RuntimeError:  # the async client's connections belong to another (closed) event loop
+                logger.debug("async cache client unusable here; bumping blocking", exc_info=True)
         try:
             pipeline = self._sync.pipeline(transaction=False)
             for name in names:
@@ -253,6 +266,12 @@ class RedisCache(Cache):
         except redis.RedisError:
             # The write is committed but cached reads of it may be stale until their TTL: say so loudly.
             logger.error("cache invalidation failed for %s", names, exc_info=True)
+
+    async def _bump_async(self, names: list[str]) -> None:
+        pipeline = self._async.pipeline(transaction=False)
+        for name in names:
+            pipeline.incr(name)
+        await pipeline.execute()
 
     async def close(self) -> None:
         await self._async.aclose()
