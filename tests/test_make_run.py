@@ -31,6 +31,27 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float, log: Path) 
         time.sleep(0.2)
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes `pid` started (honcho runs each in a session of its own, so they are not in its group)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with suppress(OSError):  # a zombie has exited: only its parent has yet to collect it
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
 def ready(url: str) -> bool:
     with suppress(httpx.TransportError):
         response = httpx.get(f"{url}/health/ready", timeout=5)
@@ -54,8 +75,11 @@ def test_make_run_serves_api_worker_and_beat_and_ctrl_c_stops_them(tmp_path: Pat
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal's foreground job
         )
+    started: list[int] = []
     try:
         wait_until(lambda: honcho.poll() is None and ready(url), "ready with a worker", READY_TIMEOUT, log)
+        started = children_of(honcho.pid)
+        assert len(started) == 3, f"honcho runs {started}, not web, worker and beat"
 
         with httpx.Client(base_url=f"{url}{API}", timeout=30) as http:
             assert http.post("/auth/register", json={"email": "ana@example.org", "password": PASSWORD}).is_success
@@ -88,10 +112,10 @@ def test_make_run_serves_api_worker_and_beat_and_ctrl_c_stops_them(tmp_path: Pat
             raise AssertionError(
                 f"honcho still runs {STOP_TIMEOUT}s after Ctrl-C:\n{log.read_text()[-5000:]}"
             ) from None
-        with suppress(ProcessLookupError):
-            os.killpg(honcho.pid, 0)
-            raise AssertionError(f"a process of `make run` outlived Ctrl-C:\n{log.read_text()[-5000:]}")
+        survivors = [pid for pid in started if alive(pid)]
+        assert survivors == [], f"processes of `make run` outlived Ctrl-C:\n{log.read_text()[-5000:]}"
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(honcho.pid, signal.SIGKILL)
+        for group in [honcho.pid, *started]:
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
         honcho.wait(timeout=10)
