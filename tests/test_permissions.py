@@ -530,3 +530,38 @@ def _explain(got: dict[str, int], expected: dict[str, int]) -> str:
         for caller in CALLERS
         if got[caller] != expected[caller]
     )
+
+
+# GET routes whose answer is not a JSON document: a file, an event stream, and the OpenID Connect routes (no
+# provider is configured here; tests/auth/test_oidc.py covers them).
+NOT_JSON_READS = {
+    "/api/v1/jobs/{job_id}/download",
+    "/api/v1/jobs/{job_id}/events",
+    "/api/v1/auth/oauth/{provider}/authorize",
+    "/api/v1/auth/oauth/{provider}/callback",
+}
+GET_API_ROUTES = sorted(
+    path for method, path in REQUESTS if method == "GET" and path.startswith("/api/v1/") and path not in NOT_JSON_READS
+)
+
+
+@pytest.mark.parametrize("path", GET_API_ROUTES)
+async def test_every_json_read_has_an_etag_and_revalidates_to_304(api: Api, app: Any, team: Team, path: str) -> None:
+    """Issue 5's conditional requests over every GET route there is (new ones included): a JSON answer carries
+    an ETag and a deliberate Cache-Control, and sending the ETag back answers 304 without a body."""
+    superuser = await api.user("root", superuser=True)
+    world = World(api=api, app=app, team=team, superuser=superuser)
+    world.actors = {role: getattr(team, role) for role in CALLERS[1:-1]} | {"superuser": superuser}
+    for caller in ("owner", "superuser"):  # the administrators' routes refuse the owner
+        call = await REQUESTS[("GET", path)](world, caller)
+        headers = call.headers if call.headers is not None else world.actors[caller].headers
+        first = await api.client.get(call.url, headers=headers)
+        if first.status_code != 403:
+            break
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"] == "application/json", call.url
+    assert first.headers["cache-control"] in ("private, no-cache", "private, no-store"), first.headers
+    etag = first.headers["etag"]
+    again = await api.client.get(call.url, headers={**headers, "If-None-Match": etag})
+    assert again.status_code == 304, again.text
+    assert again.content == b""

@@ -117,7 +117,9 @@ def combine_reports(reports: Sequence[AgreementRead], *, type_: str, kind: Measu
         pairs=pairs,
         overall=overall,
         containers=len(reports),
-        computed_at=utcnow(),
+        # The newest of the combined reports (each cached until its container changes), so an unchanged project
+        # answers the same document, and its ETag revalidates.
+        computed_at=max((report.computed_at for report in reports), default=utcnow()),
     )
 
 
