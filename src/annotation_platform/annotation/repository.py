@@ -18,6 +18,31 @@ from annotation_platform.models import Annotation, AnnotationRevision, Container
 
 REVISION_CONTENT = ("type", "data", "start_offset", "end_offset", "is_gold")
 """The columns a revision copies from the annotation."""
+_CONTENT_DEFAULTS: dict[str, Any] = {"start_offset": None, "end_offset": None, "is_gold": False}
+
+
+def first_revisions(
+    rows: list[dict[str, Any]], *, changed_by: uuid.UUID | None, changed_at: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Version 1 (`created`) of freshly written annotation rows, for `insert_revisions`: every write path that
+    creates annotations (the API, imports, restores) starts their history the same way. A row without an offset or
+    gold column has that column's default; without `changed_at`, each row's own `created_at` counts."""
+    return [
+        {
+            "annotation_id": row["id"],
+            "version": 1,
+            "container_id": row["container_id"],
+            "item_id": row["item_id"],
+            "action": "created",
+            **{
+                column: row.get(column, _CONTENT_DEFAULTS[column]) if column in _CONTENT_DEFAULTS else row[column]
+                for column in REVISION_CONTENT
+            },
+            "changed_by": changed_by,
+            "changed_at": changed_at if changed_at is not None else row["created_at"],
+        }
+        for row in rows
+    ]
 
 
 class AnnotationRepository:

@@ -12,7 +12,7 @@ import orjson
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from annotation_platform.annotation.repository import REVISION_CONTENT, annotation_repository
+from annotation_platform.annotation.repository import REVISION_CONTENT, annotation_repository, first_revisions
 from annotation_platform.annotation.schemas import (
     AnnotationBulkRow,
     AnnotationBulkUpdateRow,
@@ -549,21 +549,7 @@ class AnnotationService:
         sensitive: bool = False,
     ) -> None:
         await annotation_repository.insert_revisions(
-            session,
-            [
-                {
-                    "annotation_id": row["id"],
-                    "version": 1,
-                    "container_id": row["container_id"],
-                    "item_id": row["item_id"],
-                    "action": "created",
-                    **{column: row[column] for column in REVISION_CONTENT},
-                    "changed_by": user.id,
-                    "changed_at": row["created_at"],
-                }
-                for row in rows
-            ],
-            sensitive=sensitive,
+            session, first_revisions(rows, changed_by=user.id), sensitive=sensitive
         )
         await change_service.record(
             session,

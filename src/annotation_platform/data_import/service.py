@@ -27,7 +27,7 @@ from jsonschema import Draft202012Validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from annotation_platform.annotation.repository import annotation_repository
+from annotation_platform.annotation.repository import annotation_repository, first_revisions
 from annotation_platform.change.service import ChangeAction, ResourceType, change_service
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.service import ContainerAccess
@@ -671,23 +671,7 @@ class _BatchWriter:
         """The batch's revisions and feed entries: one executemany each, as for the annotations themselves."""
         await annotation_repository.insert_revisions(
             self.session,
-            [
-                {
-                    "annotation_id": row["id"],
-                    "version": 1,
-                    "container_id": row["container_id"],
-                    "item_id": row["item_id"],
-                    "action": "created",
-                    "type": row["type"],
-                    "data": row["data"],
-                    "start_offset": None,
-                    "end_offset": None,
-                    "is_gold": False,
-                    "changed_by": self.changed_by,
-                    "changed_at": now,
-                }
-                for row in inserts
-            ],
+            first_revisions(inserts, changed_by=self.changed_by, changed_at=now),
             sensitive=self.sensitive,
         )
         await annotation_repository.insert_revisions_of_current(

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from annotation_platform.annotation.repository import REVISION_CONTENT, annotation_repository
+from annotation_platform.annotation.repository import annotation_repository, first_revisions
 from annotation_platform.audit.service import audit_service
 from annotation_platform.change.service import change_service
 from annotation_platform.config import Settings, get_settings
@@ -694,19 +694,7 @@ class _Restorer:
             raise RuntimeError("the restored project is made before its items")
         await annotation_repository.insert_revisions(
             self.session,
-            [
-                {
-                    "annotation_id": row["id"],
-                    "version": 1,
-                    "container_id": row["container_id"],
-                    "item_id": row["item_id"],
-                    "action": "created",
-                    **{column: row[column] for column in REVISION_CONTENT},
-                    "changed_by": restored_by,
-                    "changed_at": now,
-                }
-                for row in annotation_rows
-            ],
+            first_revisions(annotation_rows, changed_by=restored_by, changed_at=now),
             sensitive=self.key_ring is not None,
         )
         await change_service.record(
