@@ -109,9 +109,6 @@ class AnnotationRepository:
         key_ring = key_ring_of(session)
         return [row if is_sealed_json(row.get("data")) else seal_data(key_ring, row, id_key=id_key) for row in rows]
 
-    def ids_on_item(self, item_id: uuid.UUID) -> Select[Any]:
-        return select(Annotation.id).where(Annotation.item_id == item_id)
-
     def ids_in(self, container_id: uuid.UUID, annotation_ids: list[uuid.UUID]) -> Select[Any]:
         return select(Annotation.id).where(Annotation.container_id == container_id, Annotation.id.in_(annotation_ids))
 

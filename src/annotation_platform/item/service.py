@@ -271,7 +271,7 @@ class ItemService:
         gone = _ITEM_LIST.validate_python(
             await item_repository.read_many(session, container.id, unique), from_attributes=True
         )
-        await self._history_of_deleting(session, container, unique)
+        await self._history_of_deleting(session, container_id=container.id, project_id=container.project_id, ids=unique)
         await item_repository.delete_many(session, container.id, unique)
         await emit(session, container.project_id, ITEM_DELETED, _event_data(gone))
         await container_repository.add_to_item_count(session, container.id, -len(unique))
@@ -284,32 +284,35 @@ class ItemService:
             before={"items_deleted": len(unique)},
         )
 
-    async def _history_of_deleting(self, session: AsyncSession, container: Container, ids: list[uuid.UUID]) -> None:
-        """As for one item: its annotations' `deleted` revisions and entries, an `updated` entry for each reply
-        that loses its parent, and the items' `deleted` entries; in chunks the database's IN lists can take."""
+    async def _history_of_deleting(
+        self, session: AsyncSession, *, container_id: uuid.UUID, project_id: uuid.UUID, ids: list[uuid.UUID]
+    ) -> None:
+        """The items' annotations go with them: their history keeps a `deleted` revision and the feed an entry
+        each; each reply that loses its parent gets an `updated` entry, and each item a `deleted` one. In chunks
+        the database's IN lists can take (one item and many alike)."""
         changed_by, now = context_of(session).user_id, utcnow()
         for start in range(0, len(ids), IN_LIST_CHUNK):
             chunk = ids[start : start + IN_LIST_CHUNK]
-            annotations = annotation_repository.ids_on_items(container.id, chunk)
+            annotations = annotation_repository.ids_on_items(container_id, chunk)
             await annotation_repository.insert_deletion_revisions(session, annotations, changed_by=changed_by, now=now)
             await change_service.record_from(
                 session,
                 annotation_repository.deletion_changes_of(
-                    annotations, project_id=container.project_id, changed_by=changed_by, now=now
+                    annotations, project_id=project_id, changed_by=changed_by, now=now
                 ),
             )
             await change_service.record_from(
                 session,
                 item_repository.replies_changes_of(
-                    container.id, chunk, project_id=container.project_id, changed_by=changed_by, now=now
+                    container_id, chunk, project_id=project_id, changed_by=changed_by, now=now
                 ),
             )
         await change_service.record(
             session,
-            project_id=container.project_id,
+            project_id=project_id,
             resource_type="item",
             action="deleted",
-            entries=[(item_id, container.id, None) for item_id in ids],
+            entries=[(item_id, container_id, None) for item_id in ids],
         )
 
     async def update(self, session: AsyncSession, *, access: ItemAccess, data: ItemUpdate) -> ItemRead:
@@ -383,28 +386,8 @@ class ItemService:
             before={"container_id": item.container_id, "external_id": item.external_id},
         )
         await emit(session, access.project_id, ITEM_DELETED, _event_data([_to_read(item)]))
-        # The annotations go with the item: their history keeps a `deleted` revision, the feed an entry each.
-        changed_by, now = context_of(session).user_id, utcnow()
-        annotations = annotation_repository.ids_on_item(item.id)
-        await annotation_repository.insert_deletion_revisions(session, annotations, changed_by=changed_by, now=now)
-        await change_service.record_from(
-            session,
-            annotation_repository.deletion_changes_of(
-                annotations, project_id=access.project_id, changed_by=changed_by, now=now
-            ),
-        )
-        await change_service.record_from(
-            session,
-            item_repository.replies_changes_of(
-                item.container_id, [item.id], project_id=access.project_id, changed_by=changed_by, now=now
-            ),
-        )
-        await change_service.record(
-            session,
-            project_id=access.project_id,
-            resource_type="item",
-            action="deleted",
-            entries=[(item.id, item.container_id, None)],
+        await self._history_of_deleting(
+            session, container_id=item.container_id, project_id=access.project_id, ids=[item.id]
         )
         await item_repository.detach_children(session, item)
         await item_repository.delete(session, item)
