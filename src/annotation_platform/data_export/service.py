@@ -29,7 +29,6 @@ from annotation_platform.config import Settings, get_settings
 from annotation_platform.core.crypto import KeyRing
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from annotation_platform.core.field_crypto import (
-    EncryptionKeyUnavailable,
     export_file_context,
     is_sensitive,
     key_ring_of,
@@ -42,6 +41,7 @@ from annotation_platform.data_export.repository import CopyLines, export_reposit
 from annotation_platform.data_export.schemas import FILE_EXTENSIONS, MEDIA_TYPES, ExportCreate
 from annotation_platform.data_export.storage import READ_CHUNK_BYTES, ExportStorage, export_storage
 from annotation_platform.job.repository import job_repository
+from annotation_platform.job.runner import JobCancelled, JobLost, run_file_job
 from annotation_platform.job.service import job_service
 from annotation_platform.models import Container, Job, JobKind, JobStatus, User
 from annotation_platform.project.service import ProjectAccess
@@ -220,14 +220,6 @@ export_service = ExportService()
 
 
 # --- the worker side ----------------------------------------------------------------------------------------------
-
-
-class ExportCancelled(Exception):
-    """The client cancelled the job; the partial file is removed."""
-
-
-class JobLost(Exception):
-    """The job was no longer `running` when the export tried to finish it (the reaper failed it)."""
 
 
 def neutralise(cell: str) -> str:
@@ -470,22 +462,13 @@ async def run_export(
         logger.info("export %s: not queued any more; nothing to do", job_id)
         return
     exporter = _Exporter(session_factory, job, settings, storage)
-    try:
-        await exporter.run()
-    except ExportCancelled:
-        storage.delete(exporter.name)
-        await exporter.finish(JobStatus.cancelled, error_message="Cancelled; no file was kept.")
-    except JobLost:
-        storage.delete(exporter.name)
-        logger.warning("export %s: the job was failed by the reaper meanwhile; file removed", job_id)
-    except EncryptionKeyUnavailable as exc:
-        logger.error("export %s: %s", job_id, exc.detail)
-        storage.delete(exporter.name)
-        await exporter.finish(JobStatus.failed, error_message=f"{exc.detail} No file was kept.")
-    except Exception:
-        logger.exception("export %s failed", job_id)
-        storage.delete(exporter.name)
-        await exporter.finish(JobStatus.failed, error_message="The export failed unexpectedly; no file was kept.")
+    await run_file_job(
+        exporter.run(),
+        what=f"export {job_id}",
+        logger=logger,
+        discard=lambda: storage.delete(exporter.name),
+        finish=exporter.finish,
+    )
 
 
 class _Exporter:
@@ -666,4 +649,4 @@ class _Exporter:
             await job_service.report_progress(session, job_id=self.job.id, done=done, total=total)
             cancelled = await job_service.cancel_requested(session, job_id=self.job.id, settings=self.settings)
         if cancelled:
-            raise ExportCancelled()
+            raise JobCancelled()

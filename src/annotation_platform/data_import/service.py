@@ -51,6 +51,7 @@ from annotation_platform.data_import.repository import (
 )
 from annotation_platform.data_import.schemas import ImportOptions
 from annotation_platform.job.repository import job_repository
+from annotation_platform.job.runner import JobCancelled, JobLost
 from annotation_platform.job.service import MAX_STORED_ERRORS, job_service, report_progress_by_file
 from annotation_platform.models import Container, Job, JobKind, JobStatus, User
 
@@ -227,14 +228,6 @@ import_service = ImportService()
 # --- the worker side ----------------------------------------------------------------------------------------------
 
 
-class ImportCancelled(Exception):
-    """The client cancelled the job; the write transaction is rolled back."""
-
-
-class JobLost(Exception):
-    """The job was no longer `running` when the import tried to finish it (the reaper failed it)."""
-
-
 @dataclass
 class Counts:
     rows: int = 0
@@ -295,7 +288,7 @@ async def execute_import(session_factory: async_sessionmaker[AsyncSession], job:
     importer = _Importer(session_factory, job, settings)
     try:
         await importer.run()
-    except ImportCancelled:
+    except JobCancelled:
         await importer.finish(JobStatus.cancelled, error_message="Cancelled; nothing was written.")
     except JobLost:
         logger.warning("import %s: the job was failed by the reaper meanwhile; rolled back", job_id)
@@ -516,7 +509,7 @@ class _Importer:
             if not self.is_sqlite or self.dry_run or done == 0:
                 await job_service.report_progress(session, job_id=self.job.id, done=done, total=total)
             if await job_service.cancel_requested(session, job_id=self.job.id, settings=self.settings):
-                raise ImportCancelled()
+                raise JobCancelled()
 
 
 def _rows(path: Path, params: dict[str, Any], container_type: str) -> parsing.Rows:

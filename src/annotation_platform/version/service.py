@@ -42,6 +42,7 @@ from annotation_platform.core.types import utcnow
 from annotation_platform.data_export.repository import export_repository
 from annotation_platform.data_export.service import ContainerNotInProject
 from annotation_platform.data_export.storage import ExportStorage, export_storage
+from annotation_platform.job.runner import JobCancelled, JobLost, run_file_job
 from annotation_platform.job.service import job_service
 from annotation_platform.models import (
     Container,
@@ -302,14 +303,6 @@ def _diff_page(
 # --- the worker side ----------------------------------------------------------------------------------------------
 
 
-class JobCancelled(Exception):
-    """The client cancelled the job: no file is kept (snapshot), nothing is written (restore)."""
-
-
-class JobLost(Exception):
-    """The job was no longer `running` when the worker tried to finish it (the reaper failed it)."""
-
-
 @dataclass
 class _Run:
     session_factory: async_sessionmaker[AsyncSession]
@@ -353,22 +346,13 @@ async def run_snapshot(
     run = _Run(session_factory, job, settings)
     version_id = uuid.UUID(job.params["version_id"])
     name = storage_key(version_id)
-    try:
-        await _snapshot(run, version_id, storage, name)
-    except JobCancelled:
-        storage.delete(name)
-        await run.finish(JobStatus.cancelled, error_message="Cancelled; no file was kept.")
-    except JobLost:
-        storage.delete(name)
-        logger.warning("snapshot %s: the job was failed by the reaper meanwhile; file removed", job_id)
-    except EncryptionKeyUnavailable as exc:
-        logger.error("snapshot %s: %s", job_id, exc.detail)
-        storage.delete(name)
-        await run.finish(JobStatus.failed, error_message=f"{exc.detail} No file was kept.")
-    except Exception:
-        logger.exception("snapshot %s failed", job_id)
-        storage.delete(name)
-        await run.finish(JobStatus.failed, error_message="The snapshot failed unexpectedly; no file was kept.")
+    await run_file_job(
+        _snapshot(run, version_id, storage, name),
+        what=f"snapshot {job_id}",
+        logger=logger,
+        discard=lambda: storage.delete(name),
+        finish=run.finish,
+    )
 
 
 async def _begin_consistent_read(session: AsyncSession) -> None:
