@@ -371,11 +371,16 @@ def get_settings() -> Settings:
     return Settings()
 
 
-async def settings_of(request: Request) -> Settings:
-    """The settings the running app was created with (tests create apps with their own). Dependencies are
-    coroutines, even those that do not wait: FastAPI runs plain functions in a worker thread, a hop per request."""
+def settings_from(request: Request) -> Settings:
+    """The settings the running app was created with (tests create apps with their own)."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def settings_of(request: Request) -> Settings:
+    """`settings_from` as a dependency. Dependencies are coroutines, even those that do not wait: FastAPI runs
+    plain functions in a worker thread, a hop per request."""
+    return settings_from(request)
 
 
 SettingsDep = Annotated[Settings, Depends(settings_of)]

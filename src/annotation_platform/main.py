@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
@@ -162,7 +162,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_http_security(app, settings)
     app.add_middleware(RequestIdMiddleware)  # outside the allow-list, so that its 403 carries a request id too
 
-    api = APIRouter(prefix=API_PREFIX)
     for router in (
         auth_router,
         user_router,
@@ -182,8 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhook_router,
         version_router,
     ):
-        api.include_router(router)
-    app.include_router(api)
+        app.include_router(router, prefix=API_PREFIX)
     app.include_router(health_router)
     if settings.metrics_enabled:
         instrument_engine(engine, settings)

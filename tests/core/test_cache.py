@@ -187,3 +187,35 @@ async def test_annotation_pages_are_cached_and_follow_every_write(
         # Deleting the item deletes its annotations in the database (a cascade no statement names).
         assert (await first.delete(f"/api/v1/items/{item['id']}", headers=team.owner.headers)).status_code == 204
         assert (await second.get(container_page, headers=team.viewer.headers)).json()["items"] == []
+
+
+@pytest.mark.parametrize("page", ["items", "annotations"])
+async def test_a_cached_page_of_a_container_costs_one_redis_round_trip_and_no_query(
+    team: Team, database_url: str, tmp_path: Path, page: str
+) -> None:
+    """Issue 5's hot reads: the caller, the container with their role and the page come back in one MGET."""
+    redis_url = redis_url_or_skip()
+    redis.Redis.from_url(redis_url).flushdb()
+    url = f"/api/v1/containers/{team.container['id']}/{page}?limit=3"
+    async with serve(cached_app(database_url, tmp_path, redis_url)) as client:
+        app = client._transport.app  # type: ignore[attr-defined]
+        first = await client.get(url, headers=team.viewer.headers)
+        assert first.status_code == 200, first.text
+        await client.get(url, headers=team.viewer.headers)  # every entry is stored by now
+
+        commands: list[str] = []
+        redis_client = app.state.cache._async
+        execute = redis_client.execute_command
+
+        async def counted(*args: Any, **options: Any) -> Any:
+            commands.append(str(args[0]))
+            return await execute(*args, **options)
+
+        counter = QueryCounter()
+        event.listen(app.state.engine.sync_engine, "before_cursor_execute", lambda *a: counter.statements.append(a[2]))
+        redis_client.execute_command = counted
+        again = await client.get(url, headers=team.viewer.headers)
+        assert again.status_code == 200
+        assert again.content == first.content
+        assert commands == ["MGET"]
+        assert counter.statements == []

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from annotation_platform.agreement.metrics import DEFAULT_WINDOW
@@ -23,14 +23,14 @@ from annotation_platform.core.errors import (
     problem_responses,
 )
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.core.schemas import TypeSlug
 from annotation_platform.job.schemas import JobRead
 from annotation_platform.models import Job
 from annotation_platform.project.dependencies import ProjectReader
 from annotation_platform.project.permissions import Action
 
-router = APIRouter(tags=["agreement"], route_class=ApiRoute)
+router = ApiRouter(tags=["agreement"])
 
 ContainerAdjudicator = Annotated[ContainerAccess, Depends(container_access(Action.adjudicate))]
 

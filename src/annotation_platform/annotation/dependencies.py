@@ -3,14 +3,24 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Query, Request
 
-from annotation_platform.annotation.service import AnnotationAccess, HistoryAccess, annotation_service
+from annotation_platform.annotation.service import (
+    AnnotationAccess,
+    HistoryAccess,
+    annotation_service,
+    annotations_page_cache_entry,
+)
 from annotation_platform.auth.dependencies import CurrentUser
+from annotation_platform.container.dependencies import ContainerIdPath, prefetch_container_page
 from annotation_platform.core.db import SessionDep
-from annotation_platform.core.ids import path_id
+from annotation_platform.core.ids import parse_uuid, path_id
+from annotation_platform.core.pagination import PageParamsDep
+from annotation_platform.core.schemas import TypeSlug
 
 
 async def annotation_access(
@@ -35,3 +45,43 @@ async def annotation_history_access(
 
 
 AnnotationHistoryReader = Annotated[HistoryAccess, Depends(annotation_history_access)]
+
+
+@dataclass(frozen=True)
+class AnnotationFilters:
+    """The filters of a list of annotations. An author filter that is not an id cannot match any annotation."""
+
+    type_: str | None
+    author: uuid.UUID | None
+    matches_nothing: bool
+
+
+async def annotation_filters(
+    type: Annotated[TypeSlug | None, Query(description="Only annotations of this type.")] = None,
+    created_by: Annotated[str | None, Query(max_length=64, description="Only annotations by this user id.")] = None,
+) -> AnnotationFilters:
+    author = parse_uuid(created_by) if created_by is not None else None
+    return AnnotationFilters(type_=type, author=author, matches_nothing=created_by is not None and author is None)
+
+
+AnnotationFiltersDep = Annotated[AnnotationFilters, Depends(annotation_filters)]
+
+
+async def prefetch_container_annotations_page(
+    request: Request,
+    container_id: ContainerIdPath,
+    session: SessionDep,
+    filters: AnnotationFiltersDep,
+    page: PageParamsDep,
+) -> None:
+    await prefetch_container_page(
+        request,
+        session,
+        container_id,
+        lambda container: annotations_page_cache_entry(
+            container, page, container_id=container, type_=filters.type_, created_by=filters.author
+        ),
+    )
+
+
+ContainerAnnotationsPagePrefetch = Annotated[None, Depends(prefetch_container_annotations_page)]

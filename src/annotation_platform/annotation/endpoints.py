@@ -3,9 +3,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import Header, Request, Response, status
 
-from annotation_platform.annotation.dependencies import AnnotationHistoryReader, AnnotationReader
+from annotation_platform.annotation.dependencies import (
+    AnnotationFilters,
+    AnnotationFiltersDep,
+    AnnotationHistoryReader,
+    AnnotationReader,
+    ContainerAnnotationsPagePrefetch,
+)
 from annotation_platform.annotation.schemas import (
     AnnotationBulkCreate,
     AnnotationBulkRead,
@@ -25,7 +31,7 @@ from annotation_platform.annotation.service import (
     etag_of,
 )
 from annotation_platform.auth.dependencies import CurrentUser
-from annotation_platform.config import SettingsDep
+from annotation_platform.config import SettingsDep, settings_from
 from annotation_platform.container.dependencies import ContainerAnnotator, ContainerReader
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
@@ -38,19 +44,16 @@ from annotation_platform.core.errors import (
     PreconditionRequired,
     problem_responses,
 )
-from annotation_platform.core.ids import parse_uuid
 from annotation_platform.core.pagination import Page, PageParamsDep, json_page_response, page_response
-from annotation_platform.core.routing import ApiRoute
-from annotation_platform.core.schemas import BulkIds, TypeSlug
+from annotation_platform.core.routing import ApiRouter
+from annotation_platform.core.schemas import BulkIds
 from annotation_platform.item.dependencies import ItemAnnotator, ItemReader
 from annotation_platform.item.service import BulkRowsInvalid
 
-router = APIRouter(tags=["annotations"], route_class=ApiRoute)
+router = ApiRouter(tags=["annotations"])
 
 _BODY_ERRORS = (*BODY_ERRORS, OffsetsOutOfRange)
 
-TypeFilter = Annotated[TypeSlug | None, Query(description="Only annotations of this type.")]
-AuthorFilter = Annotated[str | None, Query(max_length=64, description="Only annotations by this user id.")]
 IfMatch = Annotated[
     str | None,
     Header(
@@ -62,39 +65,28 @@ _WRITE_ERRORS = (NotAuthenticated, Forbidden, NotFound, PreconditionFailed, Prec
 _ETAG_HEADER = {"ETag": {"description": "The annotation's version, for `If-Match`.", "schema": {"type": "string"}}}
 
 
-def _author(created_by: str | None) -> tuple[bool, uuid.UUID | None]:
-    """(matches_nothing, user_id): an author filter that is not an id cannot match any annotation."""
-    if created_by is None:
-        return False, None
-    user_id = parse_uuid(created_by)
-    return user_id is None, user_id
-
-
 async def _page(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     page: PageParamsDep,
+    filters: AnnotationFilters,
     *,
-    type_: str | None,
-    created_by: str | None,
     scope_container_id: uuid.UUID,
     item_id: uuid.UUID | None = None,
     container_id: uuid.UUID | None = None,
 ) -> Response:
-    matches_nothing, author = _author(created_by)
-    if matches_nothing:
+    if filters.matches_nothing:
         return page_response(request, [], None, 0 if page.include_total else None)
     body, cursor = await annotation_service.page(
         session,
         page,
         scope_container_id=scope_container_id,
-        type_=type_,
-        created_by=author,
+        type_=filters.type_,
+        created_by=filters.author,
         item_id=item_id,
         container_id=container_id,
     )
-    return json_page_response(request, body, cursor, settings.public_base_url)
+    return json_page_response(request, body, cursor, settings_from(request).public_base_url)
 
 
 @router.get(
@@ -107,19 +99,15 @@ async def list_item_annotations(
     request: Request,
     access: ItemReader,
     session: SessionDep,
-    settings: SettingsDep,
+    filters: AnnotationFiltersDep,
     page: PageParamsDep,
-    type: TypeFilter = None,
-    created_by: AuthorFilter = None,
 ) -> Response:
     """The item's annotations, oldest first."""
     return await _page(
         request,
         session,
-        settings,
         page,
-        type_=type,
-        created_by=created_by,
+        filters,
         scope_container_id=access.item.container_id,
         item_id=access.item.id,
     )
@@ -150,21 +138,18 @@ async def create_annotation(
 )
 async def list_container_annotations(
     request: Request,
+    _prefetched: ContainerAnnotationsPagePrefetch,
     access: ContainerReader,
     session: SessionDep,
-    settings: SettingsDep,
+    filters: AnnotationFiltersDep,
     page: PageParamsDep,
-    type: TypeFilter = None,
-    created_by: AuthorFilter = None,
 ) -> Response:
     """Every annotation in the container, oldest first, optionally of one type or by one author."""
     return await _page(
         request,
         session,
-        settings,
         page,
-        type_=type,
-        created_by=created_by,
+        filters,
         scope_container_id=access.container.id,
         container_id=access.container.id,
     )

@@ -25,7 +25,7 @@ from annotation_platform.audit.context import context_of
 from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.change.service import change_service
 from annotation_platform.container.service import ContainerAccess
-from annotation_platform.core.cache import annotation_scope, cache_of, container_scope
+from annotation_platform.core.cache import annotation_scope, cache_of, container_scope, lookup
 from annotation_platform.core.errors import (
     Conflict,
     Forbidden,
@@ -129,6 +129,22 @@ def _revision_of(annotation: AnnotationRead, action: str, user: User, when: date
     }
 
 
+def annotations_page_cache_entry(
+    scope_container_id: uuid.UUID,
+    params: PageParams,
+    *,
+    item_id: uuid.UUID | None = None,
+    container_id: uuid.UUID | None = None,
+    type_: str | None = None,
+    created_by: uuid.UUID | None = None,
+) -> tuple[str, tuple[str, str]]:
+    """The cache key and scopes of a page of annotations (of an item, or of a container, `scope_container_id`
+    being the container either way)."""
+    filters = [str(item_id or ""), str(container_id or ""), type_, str(created_by or "")]
+    key = "annotations:" + orjson.dumps([*filters, params.limit, params.include_total, params.cursor]).decode()
+    return key, (container_scope(scope_container_id), annotation_scope(scope_container_id))
+
+
 class AnnotationService:
     async def access(self, session: AsyncSession, *, annotation_id: uuid.UUID, user: User) -> AnnotationAccess:
         found = await annotation_repository.get_with_role(session, annotation_id, user)
@@ -168,12 +184,12 @@ class AnnotationService:
         """The page's JSON and the next cursor. Pages are cached until the container (`scope_container_id`, the
         item's for an item's annotations), its items or its annotations change."""
         cache = cache_of(session)
-        filters = [str(item_id or ""), str(container_id or ""), type_, str(created_by or "")]
-        key = "annotations:" + orjson.dumps([*filters, params.limit, params.include_total, params.cursor]).decode()
-        scopes = (container_scope(scope_container_id), annotation_scope(scope_container_id))
+        key, scopes = annotations_page_cache_entry(
+            scope_container_id, params, item_id=item_id, container_id=container_id, type_=type_, created_by=created_by
+        )
         generations: list[int] = []
         if cache is not None:
-            cached, generations = await cache.lookup(key, scopes)
+            cached, generations = await lookup(session, cache, key, scopes)
             if cached is not None:
                 cursor_bytes, _, body = cached.partition(b"\n")
                 return body, cursor_bytes.decode() or None

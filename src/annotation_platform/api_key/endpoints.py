@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import Path, Request, Response, status
 
 from annotation_platform.api_key.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from annotation_platform.api_key.service import (
@@ -17,9 +17,9 @@ from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import BODY_ERRORS, LIST_ERRORS, NotAuthenticated, NotFound, problem_responses
 from annotation_platform.core.ids import path_id
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 
-router = APIRouter(prefix="/api-keys", tags=["api-keys"], route_class=ApiRoute)
+router = ApiRouter(prefix="/api-keys", tags=["api-keys"])
 
 KeyIdPath = Annotated[str, Path(description="API key id.")]
 

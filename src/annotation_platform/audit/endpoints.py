@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from annotation_platform.audit.schemas import AuditEventRead, AuditFilters
 from annotation_platform.audit.service import audit_service
@@ -11,9 +11,9 @@ from annotation_platform.config import SettingsDep
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import LIST_ERRORS, Forbidden, NotFound, problem_responses
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 
-router = APIRouter(prefix="/audit-events", tags=["audit"], route_class=ApiRoute)
+router = ApiRouter(prefix="/audit-events", tags=["audit"])
 
 
 @router.get(

@@ -12,7 +12,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from annotation_platform.api_key.service import api_key_cache_key, api_key_service
 from annotation_platform.audit.context import AuditContext, bind_context
 from annotation_platform.auth.service import Principal, auth_service, hash_token, session_cache_key
-from annotation_platform.config import SettingsDep
+from annotation_platform.config import settings_from
 from annotation_platform.core.clients import client_ip
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import Forbidden, NotAuthenticated
@@ -67,13 +67,13 @@ def cached_credential(request: Request) -> tuple[str, uuid.UUID | None] | None:
 async def current_principal(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     token: Annotated[str | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
     """The caller, from a bearer token or else an API key. Requests that do not authenticate count against
     RATE_LIMIT_ANONYMOUS per client address, so guessing credentials is slowed down (429 past the limit)."""
     limiter = rate_limiter_of(request)
+    settings = settings_from(request)
     try:
         if token or not api_key:
             principal = await auth_service.authenticate(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Path, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from annotation_platform.audit.context import bind_anonymous_context
@@ -37,11 +37,11 @@ from annotation_platform.core.errors import (
     problem_responses,
 )
 from annotation_platform.core.rate_limit import RateLimited, limit_auth_route, rate_limiter_of
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.user.schemas import UserRead
 from annotation_platform.user.service import EmailTaken, InvalidPassword, UsernameTaken, user_service
 
-router = APIRouter(prefix="/auth", tags=["auth"], route_class=ApiRoute)
+router = ApiRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post(

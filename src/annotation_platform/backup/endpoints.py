@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import Header, Request, Response, status
 
 from annotation_platform.auth.dependencies import Superuser
 from annotation_platform.backup.schemas import BackupRead
@@ -17,11 +17,11 @@ from annotation_platform.core.errors import (
     problem_responses,
 )
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.job.schemas import JobRead
 from annotation_platform.job.service import IdempotencyKeyReused
 
-router = APIRouter(prefix="/admin/backups", tags=["backups"], route_class=ApiRoute)
+router = ApiRouter(prefix="/admin/backups", tags=["backups"])
 
 
 @router.get(

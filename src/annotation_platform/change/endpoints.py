@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from annotation_platform.change.schemas import ChangeRead
 from annotation_platform.change.service import change_service
@@ -8,10 +8,10 @@ from annotation_platform.config import SettingsDep
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import LIST_ERRORS, problem_responses
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.project.dependencies import ProjectReader
 
-router = APIRouter(tags=["changes"], route_class=ApiRoute)
+router = ApiRouter(tags=["changes"])
 
 
 @router.get(

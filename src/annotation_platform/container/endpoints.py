@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import Request, Response, status
 
 from annotation_platform.config import SettingsDep
 from annotation_platform.container.dependencies import ContainerManager, ContainerReader
@@ -16,10 +16,10 @@ from annotation_platform.core.errors import (
     problem_responses,
 )
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.project.dependencies import ProjectManager, ProjectReader
 
-router = APIRouter(tags=["containers"], route_class=ApiRoute)
+router = ApiRouter(tags=["containers"])
 
 _BODY_ERRORS = (*BODY_ERRORS, InvalidItemSchema)
 

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -322,28 +322,46 @@ def encode_row(instance: Any) -> dict[str, Any]:
 
 
 def decode_row(model: type[ModelT], values: dict[str, Any]) -> ModelT:
-    """A detached instance from `encode_row`'s values, read back from JSON."""
-    converted: dict[str, Any] = {}
-    for attribute in class_mapper(model).column_attrs:
-        value = values.get(attribute.key)
-        if value is not None:
-            value = _from_json(attribute.columns[0].type, value)
-        converted[attribute.key] = value
-    return model(**converted)
+    """A detached instance from `encode_row`'s values, read back from JSON. The values go straight into the
+    instance's dict, as SQLAlchemy's own loading does: the instrumented constructor cost a tenth of a cached page."""
+    instance: ModelT = class_mapper(model).class_manager.new_instance()
+    state = instance.__dict__
+    for key, convert in _converters(model):
+        value = values.get(key)
+        state[key] = None if value is None else convert(value)
+    return instance
 
 
-def _from_json(column_type: Any, value: Any) -> Any:
+_CONVERTERS: dict[type[Any], tuple[tuple[str, Callable[[Any], Any]], ...]] = {}
+
+
+def _converters(model: type[Any]) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """Each column attribute of `model` with the function that reads its JSON value back."""
+    converters = _CONVERTERS.get(model)
+    if converters is None:
+        converters = tuple(
+            (attribute.key, _from_json(attribute.columns[0].type)) for attribute in class_mapper(model).column_attrs
+        )
+        _CONVERTERS[model] = converters
+    return converters
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+def _from_json(column_type: Any) -> Callable[[Any], Any]:
     try:
         python_type = column_type.python_type
     except NotImplementedError:
-        return value
+        return _unchanged
     if python_type is uuid.UUID:
-        return uuid.UUID(value)
+        return uuid.UUID
     if python_type is datetime:
-        return datetime.fromisoformat(value)
+        return datetime.fromisoformat
     if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
-        return python_type(value)
-    return value
+        return python_type
+    return _unchanged
 
 
 def dumps(value: Any) -> bytes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import re
 from collections.abc import Callable, Coroutine
 from datetime import date
 from email.message import Message
@@ -23,9 +24,11 @@ from typing import Any
 
 import orjson
 from fastapi import Request, Response, params
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import FileResponse, StreamingResponse
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from annotation_platform.core.errors import UnsupportedMediaType
 
@@ -162,3 +165,38 @@ class ApiRoute(APIRoute):
             return await handler(request)
 
         return checked_handler
+
+
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+
+
+class ApiRouter(APIRouter):
+    """A router that says at once when none of its paths can match a request.
+
+    FastAPI tries an application's routes one by one, and an included router matches each of its own routes
+    (twice for the router that serves the request): the item page, 38 routes in, spent a quarter of a millisecond,
+    a fifth of a cached page's time, finding its route. One regular expression over all of a router's paths
+    rejects a request meant for another router in one step. It anchors at the end only, so it holds under any
+    prefix the router is included with; a match only lets FastAPI's own matching run."""
+
+    _any_path: tuple[int, re.Pattern[str]] | None = None
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(route_class=ApiRoute, **options)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and not self._any_path_regex().search(scope["path"]):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+    def _any_path_regex(self) -> re.Pattern[str]:
+        routes: list[BaseRoute] = self.routes
+        if self._any_path is None or self._any_path[0] != len(routes):
+            api_routes = [route for route in routes if isinstance(route, APIRoute)]
+            if len(api_routes) == len(routes):
+                paths = [_NAMED_GROUP.sub("(?:", route.path_regex.pattern.removeprefix("^")) for route in api_routes]
+                pattern = "|".join(f"(?:{path})" for path in paths) or "(?!)"
+            else:  # a mount or an included router: matched the slow way
+                pattern = ""
+            self._any_path = (len(routes), re.compile(pattern))
+        return self._any_path[1]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import Header, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from annotation_platform.auth.dependencies import CurrentUser
@@ -10,7 +10,7 @@ from annotation_platform.config import SettingsDep
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import BODY_ERRORS, Forbidden, NotAuthenticated, NotFound, problem_responses
 from annotation_platform.core.field_crypto import EncryptionKeyUnavailable
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.data_export.schemas import MEDIA_TYPES, ExportCreate
 from annotation_platform.data_export.service import (
     ContainerNotInProject,
@@ -24,7 +24,7 @@ from annotation_platform.job.schemas import JobRead
 from annotation_platform.job.service import IdempotencyKeyReused
 from annotation_platform.project.dependencies import ProjectManager
 
-router = APIRouter(tags=["exports"], route_class=ApiRoute)
+router = ApiRouter(tags=["exports"])
 
 
 @router.post(

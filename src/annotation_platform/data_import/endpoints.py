@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Response, UploadFile, status
+from fastapi import File, Form, Header, Response, UploadFile, status
 
 from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.config import SettingsDep
 from annotation_platform.container.dependencies import ContainerManager
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import BODY_ERRORS, Forbidden, NotAuthenticated, NotFound, problem_responses
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.data_import.schemas import ImportFormat, ImportOptions, OnError
 from annotation_platform.data_import.service import (
     AnnotatorUnknown,
@@ -21,7 +21,7 @@ from annotation_platform.data_import.service import (
 from annotation_platform.job.schemas import JobRead
 from annotation_platform.job.service import IdempotencyKeyReused
 
-router = APIRouter(tags=["imports"], route_class=ApiRoute)
+router = ApiRouter(tags=["imports"])
 
 
 @router.post(

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from annotation_platform.auth.dependencies import CurrentUser, cached_credential
-from annotation_platform.container.dependencies import ContainerIdPath
-from annotation_platform.container.service import access_cache_entry
-from annotation_platform.core.cache import AUTH, cache_of, prefetch
+from annotation_platform.auth.dependencies import CurrentPrincipal
+from annotation_platform.container.dependencies import ContainerIdPath, prefetch_container_page
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.ids import path_id
 from annotation_platform.core.pagination import PageParamsDep
@@ -22,8 +19,8 @@ ItemIdPath = Annotated[str, Path(description="Item id.")]
 
 
 def item_access(action: Action) -> Callable[..., Awaitable[ItemAccess]]:
-    async def dependency(item_id: ItemIdPath, user: CurrentUser, session: SessionDep) -> ItemAccess:
-        return await item_service.access(session, item_id=path_id(item_id, "item"), user=user, action=action)
+    async def dependency(item_id: ItemIdPath, principal: CurrentPrincipal, session: SessionDep) -> ItemAccess:
+        return await item_service.access(session, item_id=path_id(item_id, "item"), user=principal.user, action=action)
 
     return dependency
 
@@ -31,23 +28,7 @@ def item_access(action: Action) -> Callable[..., Awaitable[ItemAccess]]:
 async def prefetch_items_page(
     request: Request, container_id: ContainerIdPath, session: SessionDep, page: PageParamsDep
 ) -> None:
-    """Reads the cache entries of a page of items (the caller, the container with their role, the page) in one
-    round trip instead of three; each look-up then answers from them (core/cache.py `prefetch`)."""
-    if cache_of(session) is None:
-        return
-    try:
-        container = uuid.UUID(container_id)
-    except ValueError:
-        return
-    wanted: list[tuple[str, Sequence[str]]] = [page_cache_entry(container, page)]
-    credential = cached_credential(request)
-    if credential is not None:
-        key, user_id = credential
-        wanted.append((key, (AUTH,)))
-        access = access_cache_entry(container, user_id) if user_id is not None else None
-        if access is not None:
-            wanted.append(access)
-    await prefetch(session, wanted)
+    await prefetch_container_page(request, session, container_id, lambda container: page_cache_entry(container, page))
 
 
 ItemsPagePrefetch = Annotated[None, Depends(prefetch_items_page)]

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import Request, Response, status
 
-from annotation_platform.config import SettingsDep
+from annotation_platform.config import settings_from
 from annotation_platform.container.dependencies import ContainerManager, ContainerReader
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
@@ -14,7 +14,7 @@ from annotation_platform.core.errors import (
     problem_responses,
 )
 from annotation_platform.core.pagination import Page, PageParamsDep, json_page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.core.schemas import BulkIds
 from annotation_platform.item.dependencies import ItemManager, ItemReader, ItemsPagePrefetch
 from annotation_platform.item.schemas import (
@@ -34,7 +34,7 @@ from annotation_platform.item.service import (
     item_service,
 )
 
-router = APIRouter(tags=["items"], route_class=ApiRoute)
+router = ApiRouter(tags=["items"])
 
 _BODY_ERRORS = (*BODY_ERRORS, MetadataInvalid, ParentNotFound)
 
@@ -50,12 +50,11 @@ async def list_items(
     _prefetched: ItemsPagePrefetch,
     access: ContainerReader,
     session: SessionDep,
-    settings: SettingsDep,
     page: PageParamsDep,
 ) -> Response:
     """The container's items in `sequence` order."""
     body, cursor = await item_service.page(session, access=access, params=page)
-    return json_page_response(request, body, cursor, settings.public_base_url)
+    return json_page_response(request, body, cursor, settings_from(request).public_base_url)
 
 
 @router.post(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from annotation_platform.auth.dependencies import CurrentUser
@@ -16,12 +16,12 @@ from annotation_platform.core.errors import (
     problem_responses,
 )
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.job.dependencies import OwnJob
 from annotation_platform.job.schemas import JobErrorRead, JobRead
 from annotation_platform.job.service import JobNotCancellable, JobNotRetryable, job_service
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=ApiRoute)
+router = ApiRouter(prefix="/jobs", tags=["jobs"])
 
 _LIST_ERRORS = (NotAuthenticated, InvalidCursor, ValidationFailed)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import Path, Request, Response, status
 
 from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.config import SettingsDep
@@ -19,12 +19,12 @@ from annotation_platform.core.errors import (
 )
 from annotation_platform.core.ids import path_id
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.member.schemas import MemberPut, MemberRead, OwnershipTransfer
 from annotation_platform.member.service import LastOwner, member_service
 from annotation_platform.project.dependencies import ProjectOwner, ProjectReader
 
-router = APIRouter(prefix="/projects/{project_id}/members", tags=["members"], route_class=ApiRoute)
+router = ApiRouter(prefix="/projects/{project_id}/members", tags=["members"])
 
 UserIdPath = Annotated[str, Path(description="User id.")]
 

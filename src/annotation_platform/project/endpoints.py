@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import Request, Response, status
 
 from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.config import SettingsDep
@@ -15,12 +15,12 @@ from annotation_platform.core.errors import (
     problem_responses,
 )
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.project.dependencies import ProjectManager, ProjectOwner, ProjectReader
 from annotation_platform.project.schemas import ProjectCreate, ProjectRead, ProjectUpdate
 from annotation_platform.project.service import project_service
 
-router = APIRouter(prefix="/projects", tags=["projects"], route_class=ApiRoute)
+router = ApiRouter(prefix="/projects", tags=["projects"])
 
 
 @router.get(

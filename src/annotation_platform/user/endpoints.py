@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import Path, Request, Response, status
 
 from annotation_platform.auth.dependencies import CurrentPrincipal, CurrentUser, Superuser
 from annotation_platform.auth.schemas import SessionRead
@@ -21,7 +21,7 @@ from annotation_platform.core.errors import (
 )
 from annotation_platform.core.ids import path_id
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.member.service import LastOwner
 from annotation_platform.user.schemas import PersonalDataExport, UserAdminUpdate, UserRead, UserUpdateMe
 from annotation_platform.user.service import (
@@ -32,7 +32,7 @@ from annotation_platform.user.service import (
     user_service,
 )
 
-router = APIRouter(prefix="/users", tags=["users"], route_class=ApiRoute)
+router = ApiRouter(prefix="/users", tags=["users"])
 
 _WRITE_ERRORS: tuple[type[AppError], ...] = (EmailTaken, UsernameTaken, InvalidPassword, *BODY_ERRORS)
 

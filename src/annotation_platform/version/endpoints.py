@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import Header, Path, Query, Request, Response, status
 
 from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.config import SettingsDep
@@ -19,7 +19,7 @@ from annotation_platform.core.errors import (
 )
 from annotation_platform.core.ids import path_id
 from annotation_platform.core.pagination import Page, PageParamsDep, next_page_url, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.data_export.service import ContainerNotInProject
 from annotation_platform.job.schemas import JobRead
 from annotation_platform.job.service import IdempotencyKeyReused
@@ -27,7 +27,7 @@ from annotation_platform.project.dependencies import ProjectManager, ProjectRead
 from annotation_platform.version.schemas import VersionCreate, VersionDiff, VersionRead, VersionRestore
 from annotation_platform.version.service import VersionCorrupt, VersionNotReady, VersionTagTaken, version_service
 
-router = APIRouter(prefix="/projects/{project_id}/versions", tags=["versions"], route_class=ApiRoute)
+router = ApiRouter(prefix="/projects/{project_id}/versions", tags=["versions"])
 
 VersionIdPath = Annotated[str, Path(description="Version id.")]
 IdempotencyKey = Annotated[

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import Depends, Path, Request, Response, status
 
 from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.config import SettingsDep
@@ -18,7 +18,7 @@ from annotation_platform.core.errors import (
 )
 from annotation_platform.core.ids import path_id
 from annotation_platform.core.pagination import Page, PageParamsDep, page_response
-from annotation_platform.core.routing import ApiRoute
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.models import Webhook
 from annotation_platform.project.dependencies import ProjectManager
 from annotation_platform.webhook.schemas import (
@@ -32,7 +32,7 @@ from annotation_platform.webhook.schemas import (
 )
 from annotation_platform.webhook.service import DeliveryNotFinished, WebhookTargetRefused, webhook_service
 
-router = APIRouter(prefix="/projects/{project_id}/webhooks", tags=["webhooks"], route_class=ApiRoute)
+router = ApiRouter(prefix="/projects/{project_id}/webhooks", tags=["webhooks"])
 
 _ONE = (NotAuthenticated, Forbidden, NotFound)
 _BODY_ERRORS = (*BODY_ERRORS, WebhookTargetRefused)
