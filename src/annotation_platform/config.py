@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         default=10, ge=1, description="Connections per process (PostgreSQL); see Scaling in docs/deployment.md."
     )
+    database_ping_idle_seconds: float = Field(
+        default=10,
+        ge=0,
+        description=(
+            "A pooled PostgreSQL connection idle longer than this is pinged before use, and replaced if dead; "
+            "0 pings on every use (a round trip a request)."
+        ),
+    )
     database_echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
     max_request_body_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Largest request body outside imports (413 beyond)."

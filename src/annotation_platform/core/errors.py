@@ -316,12 +316,25 @@ def _sqlstate(exc: DBAPIError) -> str:
 
 
 async def _on_database_error(request: Request, exc: Exception) -> Response:
-    """A value the database refuses to store (SQLSTATE class 22, data exception) is the client's input: 422."""
-    if _sqlstate(cast(DBAPIError, exc)).startswith("22"):
+    """A value the database refuses to store (SQLSTATE class 22, data exception) is the client's input: 422. A
+    connection lost under the request (a restart, a failover: SQLAlchemy has already replaced the pool's older
+    connections) is the service's, briefly: 503, to be retried."""
+    error = cast(DBAPIError, exc)
+    sqlstate = _sqlstate(error)
+    if sqlstate.startswith("22"):
         return problem_response(
             request, ValidationFailed("A value in the request cannot be stored (a character or number out of range).")
         )
+    if error.connection_invalidated or sqlstate.startswith(_CONNECTION_LOST):
+        logger.warning("database connection lost on %s %s", request.method, request.url.path)
+        unavailable = ServiceUnavailable("The connection to the database was lost. Retry.")
+        unavailable.headers["Retry-After"] = "1"
+        return problem_response(request, unavailable)
     return await _on_unhandled(request, exc)
+
+
+# Connection exceptions, and the server shutting down or cancelling the session.
+_CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> Response:

@@ -31,7 +31,6 @@ from annotation_platform.core.errors import AppError, ServiceUnavailable
 from annotation_platform.models import Annotation, AnnotationRevision, Item, Project
 
 KEY_RING_INFO_KEY = "key_ring"
-_SENSITIVE_INFO_KEY = "sensitive_projects"
 _SEALED = "_ap_sealed"
 """Instance attribute marking an ORM object that was loaded sealed, so that its changes are sealed again."""
 SEALED_PLACEHOLDER = "[encrypted]"
@@ -67,12 +66,22 @@ def key_ring_of(session: AsyncSession | Session) -> KeyRing:
 
 
 async def is_sensitive(session: AsyncSession, project_id: uuid.UUID) -> bool:
-    """Whether the project is sensitive; asked once per project and session (the flag never changes)."""
-    known: dict[uuid.UUID, bool] = session.info.setdefault(_SENSITIVE_INFO_KEY, {})
-    if project_id not in known:
+    """Whether the project is sensitive; asked once per project and process (the flag is set at creation and
+    never changes; it was a query on every uncached page)."""
+    sensitive = _sensitive_projects.get(project_id)
+    if sensitive is None:
         statement = select(Project.sensitive).where(Project.id == project_id)
-        known[project_id] = bool((await session.execute(statement)).scalar_one_or_none())
-    return known[project_id]
+        found = (await session.execute(statement)).scalar_one_or_none()
+        if found is None:  # not committed yet, or gone: nothing to remember
+            return False
+        if len(_sensitive_projects) >= _SENSITIVE_PROJECTS_SIZE:
+            _sensitive_projects.clear()
+        sensitive = _sensitive_projects[project_id] = bool(found)
+    return sensitive
+
+
+_SENSITIVE_PROJECTS_SIZE = 100_000
+_sensitive_projects: dict[uuid.UUID, bool] = {}
 
 
 def loaded_sealed(target: Item | Annotation | AnnotationRevision) -> bool:
