@@ -301,6 +301,28 @@ async def test_disagreements_are_paged_in_order_with_context(client: httpx.Async
     )
 
 
+async def test_each_item_of_a_page_gets_its_own_context(client: httpx.AsyncClient, api: Api, team: Team) -> None:
+    """Contexts overlap, stop at the container's ends, skip a deleted item and include unlabelled ones; the
+    whole page's context is read at once."""
+    room = await label_room(
+        api, team, [(team.annotator, ["a"] * 6 + [None]), (team.reviewer, ["b"] * 6 + [None])], type_="stance"
+    )
+    deleted = await client.delete(f"/api/v1/items/{room['items'][2]['id']}", headers=team.owner.headers)
+    assert deleted.status_code == 204, deleted.text
+    left = [item["external_id"] for index, item in enumerate(room["items"]) if index != 2]
+    url = f"/api/v1/containers/{room['id']}/disagreements"
+
+    for context in (0, 2, 10):
+        response = await client.get(url, params={"type": "stance", "context": context}, headers=team.viewer.headers)
+
+        assert response.status_code == 200, response.text
+        page = response.json()["items"]
+        assert [entry["external_id"] for entry in page] == left[:-1]
+        for at, entry in enumerate(page):
+            assert [other["external_id"] for other in entry["before"]] == left[max(at - context, 0) : at]
+            assert [other["external_id"] for other in entry["after"]] == left[at + 1 : at + 1 + context]
+
+
 async def test_a_big_container_is_computed_by_a_job_and_then_served_from_the_cache(
     database_url: str, tmp_path: Path, engine: AsyncEngine
 ) -> None:

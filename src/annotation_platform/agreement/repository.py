@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import delete, func, select, union_all
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.field_crypto import is_sealed_json, key_ring_of, open_data, open_item_row
 from annotation_platform.models import AgreementResult, Annotation, Container, Item, Job, JobKind, JobStatus, User
+
+
+@dataclass(frozen=True)
+class ItemInContext:
+    row: Any
+    before: list[Any]
+    after: list[Any]
 
 
 class AgreementRepository:
@@ -125,35 +133,39 @@ class AgreementRepository:
                 return job
         return None
 
-    async def items(self, session: AsyncSession, item_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    async def items_in_context(
+        self, session: AsyncSession, container_id: uuid.UUID, item_ids: Sequence[uuid.UUID], count: int
+    ) -> dict[uuid.UUID, ItemInContext]:
+        """These items of the container, each with up to `count` items just before and just after it, in order.
+
+        One statement for a whole page (it cost two per item): the container's items are numbered in
+        `(sequence, id)` order from their index, and those numbered within `count` of a wanted item are read. The
+        numbering walks the container's index once, which the page's callers outdo by reading all its labels."""
         if not item_ids:
             return {}
-        statement = select(*_ITEM_COLUMNS).where(Item.id.in_(list(item_ids)))
-        return {row.id: row for row in _opened(session, list((await session.execute(statement)).all()))}
-
-    async def neighbours(
-        self, session: AsyncSession, container_id: uuid.UUID, sequence: int, item_id: uuid.UUID, count: int
-    ) -> tuple[list[Row[Any]], list[Row[Any]]]:
-        """Up to `count` items just before and just after this one, in order."""
-        columns = _ITEM_COLUMNS
-        position = (Item.sequence, Item.id)
-        before = (
-            select(*columns)
+        ordered = (
+            select(Item.id, func.row_number().over(order_by=(Item.sequence, Item.id)).label("position"))
             .where(Item.container_id == container_id)
-            .where((Item.sequence < sequence) | ((Item.sequence == sequence) & (Item.id < item_id)))
-            .order_by(*(column.desc() for column in position))
-            .limit(count)
+            .cte("ordered")
         )
-        after = (
-            select(*columns)
-            .where(Item.container_id == container_id)
-            .where((Item.sequence > sequence) | ((Item.sequence == sequence) & (Item.id > item_id)))
-            .order_by(*position)
-            .limit(count)
+        wanted = select(ordered.c.position).where(ordered.c.id.in_(list(item_ids))).cte("wanted")
+        near = union_all(*(select(wanted.c.position + shift) for shift in range(-count, count + 1)))
+        statement = (
+            select(*_ITEM_COLUMNS, ordered.c.position)
+            .join(ordered, ordered.c.id == Item.id)
+            .where(ordered.c.position.in_(near if count else select(wanted.c.position)))
         )
-        earlier = _opened(session, list((await session.execute(before)).all()))
-        earlier.reverse()
-        return earlier, _opened(session, list((await session.execute(after)).all()))
+        rows = {row.position: row for row in _opened(session, list((await session.execute(statement)).all()))}
+        wanted_ids = set(item_ids)
+        return {
+            row.id: ItemInContext(
+                row=row,
+                before=[rows[n] for n in range(position - count, position) if n in rows],
+                after=[rows[n] for n in range(position + 1, position + count + 1) if n in rows],
+            )
+            for position, row in rows.items()
+            if row.id in wanted_ids
+        }
 
     async def gold_count(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> int:
         statement = select(func.count()).where(

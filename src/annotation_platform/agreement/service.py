@@ -119,22 +119,17 @@ async def _item_page(
             labels=labels_of(row.id),
         )
 
-    rows = await agreement_repository.items(session, [item for _, item in chosen])
+    found = await agreement_repository.items_in_context(session, container_id, [item for _, item in chosen], context)
     page = []
     for _, item_id in chosen:
-        row = rows.get(item_id)
-        if row is None:  # deleted since its labels were read
+        in_context = found.get(item_id)
+        if in_context is None:  # deleted since its labels were read
             continue
-        before, after_rows = (
-            await agreement_repository.neighbours(session, container_id, row.sequence, row.id, context)
-            if context
-            else ([], [])
-        )
         page.append(
             ItemLabelsRead(
-                **context_item(row).model_dump(),
-                before=[context_item(other) for other in before],
-                after=[context_item(other) for other in after_rows],
+                **context_item(in_context.row).model_dump(),
+                before=[context_item(other) for other in in_context.before],
+                after=[context_item(other) for other in in_context.after],
             )
         )
     return ItemPage(page, next_cursor, len(selected))
