@@ -376,6 +376,43 @@ async def test_project_agreement_weights_containers_by_items(client: httpx.Async
     assert pair["metrics"]["one_to_one"] == pytest.approx((4 * 1.0 + 2 * 0.5) / 6)
 
 
+async def test_a_project_of_small_containers_is_computed_in_the_request_however_many(
+    database_url: str, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    """Each container under AGREEMENT_INLINE_MAX_LABELS is computed in the request even when together they are
+    over it (set-wise, in batches); one container over it sends the whole project to a job."""
+    from annotation_platform.main import create_app
+    from tests.conftest import empty_all_tables
+
+    await empty_all_tables(engine)
+    application = create_app(make_settings(database_url, tmp_path, agreement_inline_max_labels=5))
+    async with serve(application) as http:
+        api = Api(http, application.state.engine)
+        owner, other = await api.user("owner"), await api.user("other")
+        project = await api.project(owner)
+        await api.add_member(project, owner, other, "annotator")
+        team = Team(owner, owner, owner, other, owner, owner, project, {}, [])
+        rooms = [await label_room(api, team, [(owner, ["1", "1"]), (other, ["1", value])]) for value in "122"]
+        url = f"/api/v1/projects/{project['id']}/agreement"
+
+        first = await http.get(url, params={"type": "thread"}, headers=owner.headers)
+
+        assert first.status_code == 200, first.text
+        body = first.json()
+        assert body["containers"] == 3
+        [pair] = body["pairs"]
+        assert pair["items"] == 6
+        # Each container's report was stored, and is served from there: the project's is the newest of them.
+        stored = [(await agreement(http, room, owner)).json()["computed_at"] for room in rooms]
+        assert max(stored) == body["computed_at"]
+        assert (await http.get(url, params={"type": "thread"}, headers=owner.headers)).json() == body
+
+        await label_room(api, team, [(owner, ["1", "1", "1"]), (other, ["1", "1", "1"])])
+        queued = await http.get(url, params={"type": "thread"}, headers=owner.headers)
+        assert queued.status_code == 202, queued.text
+    await empty_all_tables(engine)
+
+
 # --- the real room: two annotators' CSV files, imported ------------------------------------------------------------
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,12 +26,15 @@ class ItemInContext:
 
 
 class AgreementRepository:
-    async def labels(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> list[Any]:
-        """Whole-item annotations (no offsets) of this type with a living author, by item order, oldest first.
-        A sensitive project's data are opened here (rows then come as namespaces)."""
+    async def labels(
+        self, session: AsyncSession, container_ids: Sequence[uuid.UUID], type_: str
+    ) -> dict[uuid.UUID, list[Any]]:
+        """Each container's whole-item annotations (no offsets) of this type with a living author, by item order,
+        oldest first. A sensitive project's data are opened here (rows then come as namespaces)."""
         statement = (
             select(
                 Annotation.id,
+                Annotation.container_id,
                 Annotation.item_id,
                 Item.sequence,
                 Annotation.created_by,
@@ -43,57 +45,59 @@ class AgreementRepository:
             .join(Item, Item.id == Annotation.item_id)
             .join(User, User.id == Annotation.created_by)
             .where(
-                Annotation.container_id == container_id,
+                Annotation.container_id.in_(list(container_ids)),
                 Annotation.type == type_,
                 Annotation.start_offset.is_(None),
             )
             .order_by(Item.sequence, Item.id, Annotation.id)
         )
-        rows = list((await session.execute(statement)).all())
-        if not any(is_sealed_json(row.data) for row in rows[:1]):
-            return rows
-        key_ring = key_ring_of(session)
-        return [SimpleNamespace(**{**row._mapping, "data": open_data(key_ring, row.data, row.id)}) for row in rows]
+        rows: list[Any] = list((await session.execute(statement)).all())
+        if any(is_sealed_json(row.data) for row in rows[:1]):
+            key_ring = key_ring_of(session)
+            rows = [SimpleNamespace(**{**row._mapping, "data": open_data(key_ring, row.data, row.id)}) for row in rows]
+        found: dict[uuid.UUID, list[Any]] = {container_id: [] for container_id in container_ids}
+        for row in rows:
+            found[row.container_id].append(row)
+        return found
 
-    async def fingerprint(self, session: AsyncSession, container_id: uuid.UUID, type_: str) -> tuple[int, str]:
-        """How many annotations of this type the container has, and a string that changes whenever any of them
-        is created, changed or deleted (count, newest `updated_at`, sum of versions)."""
-        statement = select(func.count(), func.max(Annotation.updated_at), func.sum(Annotation.version)).where(
-            Annotation.container_id == container_id, Annotation.type == type_
+    async def fingerprints(
+        self, session: AsyncSession, container_ids: Sequence[uuid.UUID], type_: str
+    ) -> dict[uuid.UUID, tuple[int, str]]:
+        """For each container, how many annotations of this type it has, and a string that changes whenever any of
+        them is created, changed or deleted (count, newest `updated_at`, sum of versions)."""
+        statement = (
+            select(Annotation.container_id, func.count(), func.max(Annotation.updated_at), func.sum(Annotation.version))
+            .where(Annotation.container_id.in_(list(container_ids)), Annotation.type == type_)
+            .group_by(Annotation.container_id)
         )
-        count, newest, versions = (await session.execute(statement)).one()
-        return int(count), f"{count}|{newest}|{versions}"
+        found = {
+            container_id: (int(count), f"{count}|{newest}|{versions}")
+            for container_id, count, newest, versions in (await session.execute(statement)).all()
+        }
+        return {container_id: found.get(container_id, (0, "0|None|None")) for container_id in container_ids}
 
     async def cached(
-        self, session: AsyncSession, container_id: uuid.UUID, type_: str, options: str
-    ) -> AgreementResult | None:
-        return await session.get(AgreementResult, (container_id, type_, options), populate_existing=True)
+        self, session: AsyncSession, container_ids: Sequence[uuid.UUID], type_: str, options: str
+    ) -> dict[uuid.UUID, AgreementResult]:
+        statement = (
+            select(AgreementResult)
+            .where(
+                AgreementResult.container_id.in_(list(container_ids)),
+                AgreementResult.type == type_,
+                AgreementResult.options == options,
+            )
+            .execution_options(populate_existing=True)
+        )
+        return {result.container_id: result for result in (await session.execute(statement)).scalars()}
 
-    async def store(
-        self,
-        session: AsyncSession,
-        *,
-        container_id: uuid.UUID,
-        type_: str,
-        options: str,
-        fingerprint: str,
-        result: dict[str, Any],
-        computed_at: datetime,
-    ) -> None:
-        """Insert or replace the report: two requests computing it at once both succeed, the last one wins."""
-        values = {
-            "container_id": container_id,
-            "type": type_,
-            "options": options,
-            "fingerprint": fingerprint,
-            "result": result,
-            "computed_at": computed_at,
-        }
+    async def store(self, session: AsyncSession, reports: Sequence[dict[str, Any]]) -> None:
+        """Insert or replace the reports (rows of `agreement_results`): two requests computing one at once both
+        succeed, the last one wins."""
         builder = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        statement = builder(AgreementResult).values(**values)
+        statement = builder(AgreementResult).values(list(reports))
         statement = statement.on_conflict_do_update(
             index_elements=["container_id", "type", "options"],
-            set_={"fingerprint": fingerprint, "result": result, "computed_at": computed_at},
+            set_={name: statement.excluded[name] for name in ("fingerprint", "result", "computed_at")},
         )
         await session.execute(statement)
 
