@@ -263,10 +263,16 @@ def _short(statement: str) -> str:
 
 
 @pytest.fixture
-async def big_container(client: httpx.AsyncClient, team: Team, engine: AsyncEngine) -> dict[str, Any]:
-    """20,000 items (and two annotations each) beside another container's, analysed as autovacuum would."""
+async def big_tables(api: Api, team: Team, engine: AsyncEngine) -> dict[str, Any]:
+    """20,000 items with two annotations each (one item with 3,000 more), each annotation's first revision, and
+    one annotation with 300;
+    change feed entries and audit events for each annotation, in the team's project and in a stranger's project
+    the owner does not see; all analysed as autovacuum would."""
     if engine.dialect.name != "postgresql":
         pytest.skip("query plans are checked on PostgreSQL")
+    elsewhere = await api.project(team.stranger, name="Elsewhere")
+    projects = {"project": team.project["id"], "elsewhere": elsewhere["id"]}
+    both_projects = "(VALUES (CAST(:project AS uuid)), (CAST(:elsewhere AS uuid))) AS p(id)"
     async with engine.begin() as connection:
         await connection.execute(
             text(
@@ -284,22 +290,70 @@ async def big_container(client: httpx.AsyncClient, team: Team, engine: AsyncEngi
             ),
             {"user": team.owner.id},
         )
-        await connection.execute(text("ANALYZE items, annotations"))
-    return team.container
+        await connection.execute(
+            text(
+                "INSERT INTO annotations (id, item_id, container_id, type, data, created_by, version, is_gold,"
+                " created_at, updated_at, start_offset, end_offset) SELECT gen_random_uuid(), :item, :container,"
+                " 'span', '{}', :user, 1, false, now(), now(), 0, 1 FROM generate_series(1, 3000)"
+            ),
+            {"item": team.items[0]["id"], "container": team.container["id"], "user": team.owner.id},
+        )
+        annotation = (
+            await connection.execute(
+                text("SELECT id FROM annotations WHERE item_id = :item AND type = 'thread'"),
+                {"item": team.items[0]["id"]},
+            )
+        ).scalar_one()
+        await connection.execute(
+            text(
+                "INSERT INTO annotation_revisions (annotation_id, version, container_id, item_id, action, type, data,"
+                " is_gold, changed_by, changed_at) SELECT a.id, v, a.container_id, a.item_id,"
+                " CASE WHEN v = 1 THEN 'created' ELSE 'updated' END, a.type, a.data, false, a.created_by, now()"
+                " FROM annotations AS a CROSS JOIN generate_series(1, 300) AS v WHERE v = 1 OR a.id = :annotation"
+            ),
+            {"annotation": annotation},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO changes (txid, project_id, resource_type, resource_id, container_id, action, version,"
+                " changed_by, changed_at) SELECT 1, p.id, 'annotation', a.id, a.container_id, 'created', 1,"
+                f" a.created_by, now() FROM annotations AS a CROSS JOIN {both_projects}"
+            ),
+            projects,
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO audit_events (id, occurred_at, actor_user_id, action, resource_type, resource_id,"
+                " project_id) SELECT gen_random_uuid(), now(), a.created_by, 'annotation.create', 'annotation',"
+                f" CAST(a.id AS text), p.id FROM annotations AS a CROSS JOIN {both_projects}"
+            ),
+            projects,
+        )
+        await connection.execute(text("ANALYZE items, annotations, annotation_revisions, changes, audit_events"))
+    return {"container": team.container["id"], "item": team.items[0]["id"], "annotation": str(annotation)}
 
 
 async def test_big_pages_are_read_in_index_order(
-    client: httpx.AsyncClient, team: Team, engine: AsyncEngine, big_container: dict[str, Any]
+    client: httpx.AsyncClient, api: Api, team: Team, engine: AsyncEngine, big_tables: dict[str, Any]
 ) -> None:
-    container = big_container["id"]
+    """The item and annotation pages, an annotation's history, the change feed and the audit trail: each page is
+    one statement whose plan walks an index in the page's order, with no sort and no sequential scan."""
+    container, project = big_tables["container"], team.project["id"]
+    root = await api.user("root", superuser=True)
     first = await client.get(f"/api/v1/containers/{container}/items", headers=team.viewer.headers)
     cursor = first.json()["next_cursor"]
     pages = [
-        (f"/api/v1/containers/{container}/items", {"cursor": cursor}),
-        (f"/api/v1/containers/{container}/annotations", {}),
-        (f"/api/v1/containers/{container}/annotations", {"type": "topic"}),
+        (f"/api/v1/containers/{container}/items", {"cursor": cursor}, team.viewer),
+        (f"/api/v1/containers/{container}/annotations", {}, team.viewer),
+        (f"/api/v1/containers/{container}/annotations", {"type": "topic"}, team.viewer),
+        (f"/api/v1/items/{big_tables['item']}/annotations", {}, team.viewer),
+        (f"/api/v1/annotations/{big_tables['annotation']}/history", {}, team.viewer),
+        (f"/api/v1/projects/{project}/changes", {}, team.viewer),
+        ("/api/v1/audit-events", {"project_id": project}, team.owner),
+        ("/api/v1/audit-events", {}, team.owner),
+        ("/api/v1/audit-events", {}, root),
     ]
-    for url, params in pages:
+    for url, params, caller in pages:
         captured: list[tuple[str, Any]] = []
 
         def record(
@@ -310,9 +364,11 @@ async def test_big_pages_are_read_in_index_order(
 
         event.listen(engine.sync_engine, "before_cursor_execute", record)
         try:
-            assert (await client.get(url, params=params, headers=team.viewer.headers)).status_code == 200
+            response = await client.get(url, params=params, headers=caller.headers)
         finally:
             event.remove(engine.sync_engine, "before_cursor_execute", record)
+        assert response.status_code == 200, response.text
+        assert response.json()["items"], (url, params)
         assert len(captured) == 1, captured
         statement, parameters = captured[0]
         async with engine.connect() as connection:
