@@ -286,6 +286,11 @@ class Team:
 
 @pytest.fixture
 async def team(api: Api) -> Team:
+    return await build_team(api)
+
+
+async def build_team(api: Api) -> Team:
+    """The `team` fixture's state, for fixtures of a wider scope that build their own."""
     owner = await api.user("owner")
     project = await api.project(owner, name="Debates")
     members = {}

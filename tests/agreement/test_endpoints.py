@@ -301,6 +301,28 @@ async def test_disagreements_are_paged_in_order_with_context(client: httpx.Async
     )
 
 
+async def test_each_item_of_a_page_gets_its_own_context(client: httpx.AsyncClient, api: Api, team: Team) -> None:
+    """Contexts overlap, stop at the container's ends, skip a deleted item and include unlabelled ones; the
+    whole page's context is read at once."""
+    room = await label_room(
+        api, team, [(team.annotator, ["a"] * 6 + [None]), (team.reviewer, ["b"] * 6 + [None])], type_="stance"
+    )
+    deleted = await client.delete(f"/api/v1/items/{room['items'][2]['id']}", headers=team.owner.headers)
+    assert deleted.status_code == 204, deleted.text
+    left = [item["external_id"] for index, item in enumerate(room["items"]) if index != 2]
+    url = f"/api/v1/containers/{room['id']}/disagreements"
+
+    for context in (0, 2, 10):
+        response = await client.get(url, params={"type": "stance", "context": context}, headers=team.viewer.headers)
+
+        assert response.status_code == 200, response.text
+        page = response.json()["items"]
+        assert [entry["external_id"] for entry in page] == left[:-1]
+        for at, entry in enumerate(page):
+            assert [other["external_id"] for other in entry["before"]] == left[max(at - context, 0) : at]
+            assert [other["external_id"] for other in entry["after"]] == left[at + 1 : at + 1 + context]
+
+
 async def test_a_big_container_is_computed_by_a_job_and_then_served_from_the_cache(
     database_url: str, tmp_path: Path, engine: AsyncEngine
 ) -> None:
@@ -352,6 +374,43 @@ async def test_project_agreement_weights_containers_by_items(client: httpx.Async
     [pair] = body["pairs"]
     assert pair["items"] == 6
     assert pair["metrics"]["one_to_one"] == pytest.approx((4 * 1.0 + 2 * 0.5) / 6)
+
+
+async def test_a_project_of_small_containers_is_computed_in_the_request_however_many(
+    database_url: str, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    """Each container under AGREEMENT_INLINE_MAX_LABELS is computed in the request even when together they are
+    over it (set-wise, in batches); one container over it sends the whole project to a job."""
+    from annotation_platform.main import create_app
+    from tests.conftest import empty_all_tables
+
+    await empty_all_tables(engine)
+    application = create_app(make_settings(database_url, tmp_path, agreement_inline_max_labels=5))
+    async with serve(application) as http:
+        api = Api(http, application.state.engine)
+        owner, other = await api.user("owner"), await api.user("other")
+        project = await api.project(owner)
+        await api.add_member(project, owner, other, "annotator")
+        team = Team(owner, owner, owner, other, owner, owner, project, {}, [])
+        rooms = [await label_room(api, team, [(owner, ["1", "1"]), (other, ["1", value])]) for value in "122"]
+        url = f"/api/v1/projects/{project['id']}/agreement"
+
+        first = await http.get(url, params={"type": "thread"}, headers=owner.headers)
+
+        assert first.status_code == 200, first.text
+        body = first.json()
+        assert body["containers"] == 3
+        [pair] = body["pairs"]
+        assert pair["items"] == 6
+        # Each container's report was stored, and is served from there: the project's is the newest of them.
+        stored = [(await agreement(http, room, owner)).json()["computed_at"] for room in rooms]
+        assert max(stored) == body["computed_at"]
+        assert (await http.get(url, params={"type": "thread"}, headers=owner.headers)).json() == body
+
+        await label_room(api, team, [(owner, ["1", "1", "1"]), (other, ["1", "1", "1"])])
+        queued = await http.get(url, params={"type": "thread"}, headers=owner.headers)
+        assert queued.status_code == 202, queued.text
+    await empty_all_tables(engine)
 
 
 # --- the real room: two annotators' CSV files, imported ------------------------------------------------------------

@@ -58,8 +58,22 @@ class Labels:
 
 
 async def load_labels(session: AsyncSession, container_id: uuid.UUID, type_: str) -> Labels:
+    return (await load_labels_of(session, [container_id], type_))[container_id]
+
+
+async def load_labels_of(
+    session: AsyncSession, container_ids: Sequence[uuid.UUID], type_: str
+) -> dict[uuid.UUID, Labels]:
+    """Each container's labels, read in one statement."""
+    return {
+        container_id: _labels(type_, rows)
+        for container_id, rows in (await agreement_repository.labels(session, container_ids, type_)).items()
+    }
+
+
+def _labels(type_: str, rows: list[Any]) -> Labels:
     labels = Labels()
-    for row in await agreement_repository.labels(session, container_id, type_):
+    for row in rows:
         if row.item_id not in labels.sequence:
             labels.sequence[row.item_id] = row.sequence
             labels.order.append(row.item_id)

@@ -13,7 +13,7 @@ from itertools import combinations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.agreement import metrics
-from annotation_platform.agreement.labels import Labels, load_labels
+from annotation_platform.agreement.labels import Labels, load_labels_of
 from annotation_platform.agreement.repository import agreement_repository
 from annotation_platform.agreement.schemas import (
     GOLD,
@@ -138,22 +138,67 @@ async def fresh_report(
 ) -> AgreementRead | None:
     """The container's report from the cache when still valid, else computed and cached now; None when it is not
     cached and has more than `limit` labels (None: no limit)."""
-    options = options_key(kind, window)
-    count, fingerprint = await agreement_repository.fingerprint(session, container_id, type_)
-    cached = await agreement_repository.cached(session, container_id, type_, options)
-    if cached is not None and cached.fingerprint == fingerprint:
-        return AgreementRead.model_validate(cached.result)
-    if limit is not None and count > limit:
-        return None
-    labels = await load_labels(session, container_id, type_)
-    report = compute_report(labels, container_id=container_id, type_=type_, kind=kind, window=window)
-    await agreement_repository.store(
-        session,
-        container_id=container_id,
-        type_=type_,
-        options=options,
-        fingerprint=fingerprint,
-        result=report.model_dump(mode="json"),
-        computed_at=report.computed_at,
+    reports = await fresh_reports(
+        session, container_ids=[container_id], type_=type_, kind=kind, window=window, limit=limit
     )
-    return report
+    return reports[0] if reports is not None else None
+
+
+async def fresh_reports(
+    session: AsyncSession,
+    *,
+    container_ids: Sequence[uuid.UUID],
+    type_: str,
+    kind: MeasureKind,
+    window: int,
+    limit: int | None,
+) -> list[AgreementRead] | None:
+    """The containers' reports (in their order), each from the cache when still valid, else computed and cached
+    now; None when one is not cached and has more than `limit` labels (None: no limit).
+
+    Set-wise, so that a project's many containers cost what one does: one statement for the fingerprints, one for
+    the cache, and the stale containers' labels read and their reports stored in batches of at most `limit`
+    labels (what one container may have), which bounds the memory a request holds."""
+    options = options_key(kind, window)
+    fingerprints = await agreement_repository.fingerprints(session, container_ids, type_)
+    cached = await agreement_repository.cached(session, container_ids, type_, options)
+    reports: dict[uuid.UUID, AgreementRead] = {}
+    batches: list[list[uuid.UUID]] = [[]]
+    batch_labels = 0
+    for container_id in container_ids:
+        count, fingerprint = fingerprints[container_id]
+        found = cached.get(container_id)
+        if found is not None and found.fingerprint == fingerprint:
+            reports[container_id] = AgreementRead.model_validate(found.result)
+            continue
+        if limit is not None and count > limit:
+            return None
+        if limit is not None and batch_labels + count > limit:
+            batches.append([])
+            batch_labels = 0
+        batches[-1].append(container_id)
+        batch_labels += count
+    for batch in filter(None, batches):
+        labels = await load_labels_of(session, batch, type_)
+        computed = {
+            container_id: compute_report(
+                labels[container_id], container_id=container_id, type_=type_, kind=kind, window=window
+            )
+            for container_id in batch
+        }
+        await agreement_repository.store(
+            session,
+            [
+                {
+                    "container_id": container_id,
+                    "type": type_,
+                    "options": options,
+                    "fingerprint": fingerprints[container_id][1],
+                    "result": report.model_dump(mode="json"),
+                    "computed_at": report.computed_at,
+                }
+                for container_id, report in computed.items()
+            ],
+        )
+        reports |= computed
+    return [reports[container_id] for container_id in container_ids]

@@ -23,7 +23,7 @@ from annotation_platform.agreement.labels import (
     load_labels,
     majority,
 )
-from annotation_platform.agreement.report import combine_reports, fresh_report, options_key
+from annotation_platform.agreement.report import combine_reports, fresh_report, fresh_reports, options_key
 from annotation_platform.agreement.repository import agreement_repository
 from annotation_platform.agreement.schemas import (
     GOLD,
@@ -119,22 +119,17 @@ async def _item_page(
             labels=labels_of(row.id),
         )
 
-    rows = await agreement_repository.items(session, [item for _, item in chosen])
+    found = await agreement_repository.items_in_context(session, container_id, [item for _, item in chosen], context)
     page = []
     for _, item_id in chosen:
-        row = rows.get(item_id)
-        if row is None:  # deleted since its labels were read
+        in_context = found.get(item_id)
+        if in_context is None:  # deleted since its labels were read
             continue
-        before, after_rows = (
-            await agreement_repository.neighbours(session, container_id, row.sequence, row.id, context)
-            if context
-            else ([], [])
-        )
         page.append(
             ItemLabelsRead(
-                **context_item(row).model_dump(),
-                before=[context_item(other) for other in before],
-                after=[context_item(other) for other in after_rows],
+                **context_item(in_context.row).model_dump(),
+                before=[context_item(other) for other in in_context.before],
+                after=[context_item(other) for other in in_context.after],
             )
         )
     return ItemPage(page, next_cursor, len(selected))
@@ -191,23 +186,25 @@ class AgreementService:
     ) -> AgreementRead | Job:
         """Every container's report combined; a job when one of them is too big to compute in the request."""
         kind = kind or default_kind(type_)
-        reports = []
-        limit: int | None = settings.agreement_inline_max_labels
-        for container in await agreement_repository.containers(session, access.project.id):
-            report = await fresh_report(
-                session, container_id=container.id, type_=type_, kind=kind, window=window, limit=limit
+        containers = await agreement_repository.containers(session, access.project.id)
+        reports = await fresh_reports(
+            session,
+            container_ids=[container.id for container in containers],
+            type_=type_,
+            kind=kind,
+            window=window,
+            limit=settings.agreement_inline_max_labels,
+        )
+        if reports is None:
+            return await self._job(
+                session,
+                user=user,
+                project_id=access.project.id,
+                container_id=None,
+                type_=type_,
+                kind=kind,
+                window=window,
             )
-            if report is None:
-                return await self._job(
-                    session,
-                    user=user,
-                    project_id=access.project.id,
-                    container_id=None,
-                    type_=type_,
-                    kind=kind,
-                    window=window,
-                )
-            reports.append(report)
         return combine_reports(reports, type_=type_, kind=kind, window=window)
 
     async def _job(
