@@ -289,6 +289,7 @@ def main() -> None:
         note = post_script({"type": "note", "data": {"text": "a benchmark note"}})
         measures = {
             "baseline": (running["baseline"], f"/containers/{container}/items", {}, None),
+            "floor": (running["uncached"], "/health/live", {}, None),
             "page 1": (running["uncached"], first, auth, None),
             "deep": (running["uncached"], deep, auth, None),
             "cached": (running["cached"], first, auth, None),
@@ -314,6 +315,11 @@ def main() -> None:
         print(f"{name:>14}: {run.line()}")
     base = figures["baseline"]
     print(f"page 1 / baseline throughput: {figures['page 1'].rate / base.rate:.2f} (goal >= 0.6)")
+    floor = figures["floor"]
+    print(
+        f"  the stack's floor, GET /health/live (no authentication, no query): {floor.rate / base.rate:.2f} of the "
+        f"baseline ({floor.cpu_ms:.2f} ms a request): no route of this service can do better"
+    )
     page_cpu = figures["page 1"].cpu_ms
     print(f"  by server CPU a request: {base.cpu_ms / page_cpu:.2f} ({page_cpu:.2f} ms against {base.cpu_ms:.2f} ms)")
     print(f"deep (position {position:,}) / page 1 p50 latency: {figures['deep'].p50_ms / figures['page 1'].p50_ms:.2f}")
