@@ -12,6 +12,7 @@ import orjson
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.annotation.events import event_data
 from annotation_platform.annotation.repository import REVISION_CONTENT, annotation_repository, first_revisions
 from annotation_platform.annotation.schemas import (
     AnnotationBulkRow,
@@ -106,14 +107,6 @@ _ANNOTATION = TypeAdapter(AnnotationRead)
 
 def _to_read(annotation: Annotation) -> AnnotationRead:
     return AnnotationRead.model_validate(annotation)
-
-
-def _event_data(annotations: list[AnnotationRead]) -> dict[str, Any]:
-    """A webhook event's data: every annotation of the request (one event per request, bulk included)."""
-    return {
-        "count": len(annotations),
-        "annotations": [annotation.model_dump(mode="json") for annotation in annotations],
-    }
 
 
 def _revision_of(annotation: AnnotationRead, action: str, user: User, when: datetime) -> dict[str, Any]:
@@ -213,7 +206,7 @@ class AnnotationService:
             after={"item_id": item.id, "type": data.type},
         )
         created = AnnotationRead.model_validate(row)
-        await emit(session, access.project_id, ANNOTATION_CREATED, _event_data([created]))
+        await emit(session, access.project_id, ANNOTATION_CREATED, event_data([created]))
         return created
 
     async def bulk_create(
@@ -273,7 +266,7 @@ class AnnotationService:
             after={"annotations_created": len(values)},
         )
         created = [AnnotationRead.model_validate(value) for value in values]
-        await emit(session, access.container.project_id, ANNOTATION_CREATED, _event_data(created))
+        await emit(session, access.container.project_id, ANNOTATION_CREATED, event_data(created))
         return created
 
     async def bulk_update(
@@ -321,7 +314,7 @@ class AnnotationService:
             after={"annotations_updated": len(values)},
         )
         updated = [_to_read(a) for a in await annotation_repository.read_many(session, access.container.id, ids)]
-        await emit(session, access.container.project_id, ANNOTATION_UPDATED, _event_data(updated))
+        await emit(session, access.container.project_id, ANNOTATION_UPDATED, event_data(updated))
         return updated
 
     async def bulk_delete(
@@ -341,7 +334,7 @@ class AnnotationService:
             ),
         )
         await annotation_repository.delete_many(session, access.container.id, unique)
-        await emit(session, access.container.project_id, ANNOTATION_DELETED, _event_data(gone))
+        await emit(session, access.container.project_id, ANNOTATION_DELETED, event_data(gone))
         audit_service.record(
             session,
             action="annotation.bulk_delete",
@@ -477,7 +470,7 @@ class AnnotationService:
             before=old,
             after=new,
         )
-        await emit(session, access.project_id, ANNOTATION_UPDATED, _event_data([after]))
+        await emit(session, access.project_id, ANNOTATION_UPDATED, event_data([after]))
         return after
 
     async def delete(
@@ -489,7 +482,7 @@ class AnnotationService:
         )
         if not deleted:
             raise PreconditionFailed() if if_match is not None else ConcurrentChange()
-        await emit(session, access.project_id, ANNOTATION_DELETED, _event_data([_to_read(annotation)]))
+        await emit(session, access.project_id, ANNOTATION_DELETED, event_data([_to_read(annotation)]))
         gone = _to_read(annotation).model_copy(update={"version": annotation.version + 1})
         sensitive = loaded_sealed(annotation)
         await annotation_repository.insert_revisions(
