@@ -123,6 +123,13 @@ async def test_bulk_writes_item_deletes_and_gold_deletes_keep_history(
     for annotation_id in gold_ids:
         history = (await _history(client, annotation_id, team.owner)).json()["items"]
         assert [(r["action"], r["is_gold"]) for r in history] == [("created", True), ("deleted", True)]
+    audited = await client.get(
+        "/api/v1/audit-events",
+        params={"action": "gold.delete", "project_id": team.project["id"]},
+        headers=team.owner.headers,
+    )
+    (event,) = audited.json()["items"]
+    assert (event["resource_id"], event["before"]) == (container, {"type": "sentiment", "annotations_deleted": 2})
     assert await assert_history_complete(engine) == 2
 
 

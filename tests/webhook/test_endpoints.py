@@ -191,7 +191,9 @@ async def test_every_path_that_deletes_annotations_tells_annotation_deleted(
 
     single = await client.delete(f"/api/v1/annotations/{ids[0]}", headers=team.annotator.headers)
     assert single.status_code == 204, single.text
-    bulk = await client.post(f"{container}/annotations/bulk-delete", json={"ids": [ids[1]]}, headers=team.manager.headers)
+    bulk = await client.post(
+        f"{container}/annotations/bulk-delete", json={"ids": [ids[1]]}, headers=team.manager.headers
+    )
     assert bulk.status_code == 204, bulk.text
     item = await client.delete(f"/api/v1/items/{team.items[2]['id']}", headers=team.manager.headers)
     assert item.status_code == 204, item.text
