@@ -59,12 +59,11 @@ async def emit(
     ]
     if not wanted:
         return 0
-    if callable(data):
-        data = await data()
-        if data is None:
-            return 0
+    gathered = await data() if callable(data) else data
+    if gathered is None:
+        return 0
     event_id, now = uuid7(), utcnow()
-    body = event_body(event_type, project_id, data)
+    body = event_body(event_type, project_id, gathered)
     # A sensitive project's events carry its data (annotations): stored sealed, opened when sent.
     key_ring = key_ring_of(session) if await is_sensitive(session, project_id) else None
     await webhook_repository.add_deliveries(
