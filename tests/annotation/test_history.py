@@ -158,7 +158,9 @@ async def test_a_project_can_make_if_match_mandatory(client: httpx.AsyncClient, 
 async def test_two_writers_racing_on_one_annotation(
     backend: str, app: Any, client: httpx.AsyncClient, api: Api, team: Team, engine: AsyncEngine
 ) -> None:
-    """Both read version 1 and both write with it; the database lets exactly one through."""
+    """Both read the same version and both write: with that version in If-Match the database lets exactly one
+    through; without a version (no If-Match, or `*`) both edits are made, one after the other. Never is an
+    edit lost without the client knowing."""
     annotation = await api.annotate(team.items[0], team.annotator)
     url = A.format(annotation["id"])
 
@@ -173,32 +175,97 @@ async def test_two_writers_racing_on_one_annotation(
         current = (await client.get(url, headers=team.reviewer.headers)).json()
         assert (current["version"], current["data"]) == (round_ + 1, winner["data"])
 
+    # Without a version to hold on to, each client asked for its change whatever the current version: both are
+    # made, each a version with its revision, and the later one is current.
+    version = 6
+    for condition in ({}, {"If-Match": "*"}, {}):
+        headers = {**team.reviewer.headers, **condition}
+        answers = await asyncio.gather(
+            *(client.patch(url, json={"data": {"writer": name, "at": version}}, headers=headers) for name in "ab")
+        )
+        assert [answer.status_code for answer in answers] == [200, 200], [a.text for a in answers]
+        written = sorted((answer.json()["version"], answer.json()["data"]) for answer in answers)
+        assert [number for number, _ in written] == [version + 1, version + 2]
+        history = (await _history(client, annotation["id"], team.reviewer, limit=100)).json()["items"]
+        assert [(r["version"], r["data"]) for r in history[-2:]] == written
+        current = (await client.get(url, headers=team.reviewer.headers)).json()
+        assert (current["version"], current["data"]) == written[-1]
+        version += 2
+    await assert_history_complete(engine)
+
     if backend != "postgresql":
         return  # SQLite runs one writing transaction at a time: no row locks to wait on
     # Two transactions that have both read the annotation before either writes: the second waits for the
-    # first's row lock, then finds the version changed, and fails instead of overwriting.
+    # first's row lock, then finds the version changed: with If-Match it fails instead of overwriting; without,
+    # it writes the next version over the first's.
     sessionmaker = app.state.sessionmaker
     reviewer = await _user(sessionmaker, team.reviewer.id)
-    async with sessionmaker() as first, sessionmaker() as second:
-        seen_first = await annotation_service.access(first, annotation_id=uuid.UUID(annotation["id"]), user=reviewer)
-        seen_second = await annotation_service.access(second, annotation_id=uuid.UUID(annotation["id"]), user=reviewer)
-        await annotation_service.update(
-            first, access=seen_first, user=reviewer, data=AnnotationUpdate(data={"by": "first"}), if_match='"6"'
-        )
-        late = asyncio.create_task(
-            annotation_service.update(
-                second, access=seen_second, user=reviewer, data=AnnotationUpdate(data={"by": "second"}), if_match='"6"'
+    for second_condition in (f'"{version}"', None):
+        async with sessionmaker() as first, sessionmaker() as second:
+            annotation_id = uuid.UUID(annotation["id"])
+            seen_first = await annotation_service.access(first, annotation_id=annotation_id, user=reviewer)
+            seen_second = await annotation_service.access(second, annotation_id=annotation_id, user=reviewer)
+            await annotation_service.update(
+                first,
+                access=seen_first,
+                user=reviewer,
+                data=AnnotationUpdate(data={"by": "first"}),
+                if_match=f'"{version}"',
             )
-        )
-        await asyncio.sleep(0.3)
-        assert not late.done(), "the second writer should wait for the first's row lock"
-        await first.commit()
-        with pytest.raises(PreconditionFailed):
-            await late
-        await second.rollback()
-    final = (await client.get(url, headers=team.reviewer.headers)).json()
-    assert (final["version"], final["data"]) == (7, {"by": "first"})
+            late = asyncio.create_task(
+                annotation_service.update(
+                    second,
+                    access=seen_second,
+                    user=reviewer,
+                    data=AnnotationUpdate(start_offset=0, end_offset=2),
+                    if_match=second_condition,
+                )
+            )
+            await asyncio.sleep(0.3)
+            assert not late.done(), "the second writer should wait for the first's row lock"
+            await first.commit()
+            if second_condition is not None:
+                with pytest.raises(PreconditionFailed):
+                    await late
+                await second.rollback()
+                expected = (version + 1, {"by": "first"}, None)
+            else:
+                assert (await late).version == version + 2
+                await second.commit()
+                expected = (version + 2, {"by": "first"}, 0)
+        final = (await client.get(url, headers=team.reviewer.headers)).json()
+        assert (final["version"], final["data"], final["start_offset"]) == expected
+        version = final["version"]
+    history = (await _history(client, annotation["id"], team.reviewer, limit=100)).json()["items"]
+    assert [(r["version"], r["data"], r["start_offset"]) for r in history[-3:]] == [
+        (version - 2, {"by": "first"}, None),
+        (version - 1, {"by": "first"}, None),
+        (version, {"by": "first"}, 0),
+    ]
     await assert_history_complete(engine)
+
+
+async def test_a_delete_racing_an_edit_without_if_match(client: httpx.AsyncClient, api: Api, team: Team) -> None:
+    """Sent together without If-Match: the delete is made whatever the version; the edit is either made before
+    it (and is in the history) or answered 409 `concurrent_change` (404 if it came too late to find the
+    annotation): it is never reported done and then lost."""
+    for _ in range(3):
+        annotation = await api.annotate(team.items[0], team.annotator)
+        url = A.format(annotation["id"])
+        edit, delete = await asyncio.gather(
+            client.patch(url, json={"data": {"edited": True}}, headers=team.reviewer.headers),
+            client.delete(url, headers=team.reviewer.headers),
+        )
+        assert delete.status_code == 204, delete.text
+        history = (await _history(client, annotation["id"], team.manager)).json()["items"]
+        if edit.status_code == 200:
+            assert [(r["action"], r["data"]) for r in history[1:]] == [
+                ("updated", {"edited": True}),
+                ("deleted", {"edited": True}),
+            ]
+        else:  # deleted between the edit's read and its write, or (rarely) before its read
+            assert (edit.status_code, edit.json()["code"]) in {(409, "concurrent_change"), (404, "not_found")}
+            assert [r["action"] for r in history] == ["created", "deleted"]
 
 
 async def _user(sessionmaker: Any, user_id: str) -> User:

@@ -328,6 +328,17 @@ class AnnotationRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def lock_newest(self, session: AsyncSession, annotation_id: uuid.UUID) -> Annotation | None:
+        """The annotation as last committed, its row locked until the transaction ends (on PostgreSQL; SQLite's
+        writer already holds the database's one write lock); the identity map's object is refreshed in place."""
+        statement = (
+            select(Annotation)
+            .where(Annotation.id == annotation_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await session.execute(statement)).scalar_one_or_none()
+
     async def delete_if_version(self, session: AsyncSession, annotation: Annotation, *, expected_version: int) -> bool:
         result = await session.execute(
             delete(Annotation)

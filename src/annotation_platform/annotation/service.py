@@ -4,7 +4,7 @@ every change bumps `version`, and a stale `If-Match` is refused instead of silen
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -65,8 +65,11 @@ class GoldAlreadySettled(Conflict):
 
 class ConcurrentChange(Conflict):
     code = "concurrent_change"
-    title = "Changed concurrently"
-    description = "Someone changed this annotation while your request ran. Re-read it and retry."
+    title = "Deleted concurrently"
+    description = (
+        "Someone deleted this annotation while your request ran (a change without If-Match is written over a "
+        "concurrent one; a delete is not). Nothing was written."
+    )
 
 
 class UnknownVersion(ValidationFailed):
@@ -100,6 +103,11 @@ def if_match_allows(header: str | None, current_etag: str) -> bool:
         return True
     candidates = [part.strip() for part in header.split(",")]
     return "*" in candidates or current_etag in candidates
+
+
+def _unconditional(if_match: str | None) -> bool:
+    """No `If-Match`, or `*`: the change is wanted whatever the current version."""
+    return if_match is None or "*" in (part.strip() for part in if_match.split(","))
 
 
 _ANNOTATION = TypeAdapter(AnnotationRead)
@@ -438,11 +446,15 @@ class AnnotationService:
                     f"end_offset {changes['end_offset']} is past the content's {length} characters."
                 )
         changes["updated_at"] = utcnow()
-        written = await annotation_repository.update_if_version(
-            session, annotation, expected_version=annotation.version, values=changes, sensitive=sensitive
-        )
-        if not written:
-            raise PreconditionFailed() if if_match is not None else ConcurrentChange()
+        for attempt in range(2):
+            if attempt:
+                annotation = await self._newest(session, access, user, if_match)
+            if await annotation_repository.update_if_version(
+                session, annotation, expected_version=annotation.version, values=changes, sensitive=sensitive
+            ):
+                break
+        else:
+            raise ConcurrentChange()
         before = _to_read(annotation)
         await session.refresh(annotation)
         after = _to_read(annotation)
@@ -477,11 +489,13 @@ class AnnotationService:
         self, session: AsyncSession, *, access: AnnotationAccess, user: User, if_match: str | None
     ) -> None:
         annotation = self._writable(access, user, if_match)
-        deleted = await annotation_repository.delete_if_version(
-            session, annotation, expected_version=annotation.version
-        )
-        if not deleted:
-            raise PreconditionFailed() if if_match is not None else ConcurrentChange()
+        for attempt in range(2):
+            if attempt:
+                annotation = await self._newest(session, access, user, if_match)
+            if await annotation_repository.delete_if_version(session, annotation, expected_version=annotation.version):
+                break
+        else:
+            raise ConcurrentChange()
         await emit(session, access.project_id, ANNOTATION_DELETED, event_data([_to_read(annotation)]))
         gone = _to_read(annotation).model_copy(update={"version": annotation.version + 1})
         sensitive = loaded_sealed(annotation)
@@ -509,6 +523,21 @@ class AnnotationService:
                 "version": annotation.version,
             },
         )
+
+    async def _newest(
+        self, session: AsyncSession, access: AnnotationAccess, user: User, if_match: str | None
+    ) -> Annotation:
+        """After a conditional write found a newer version than the one read: with an `If-Match` naming a
+        version, 412 (the client's base is stale). Without one (or with `*`) the client asked for its change
+        whatever the current version, so the newest committed row is read again, locked so that the next
+        write cannot miss it, checked under the same rules, and written over: both edits are versions with
+        their revisions, none is lost, and the outcome does not hang on milliseconds. Gone meanwhile: 409."""
+        if not _unconditional(if_match):
+            raise PreconditionFailed(f"The annotation changed since version {access.annotation.version}; re-read it.")
+        newest = await annotation_repository.lock_newest(session, access.annotation.id)
+        if newest is None:
+            raise ConcurrentChange("Someone deleted this annotation while your request ran.")
+        return self._writable(replace(access, annotation=newest), user, if_match)
 
     def _writable(self, access: AnnotationAccess, user: User, if_match: str | None) -> Annotation:
         annotation = access.annotation
