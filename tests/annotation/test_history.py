@@ -268,6 +268,54 @@ async def test_a_delete_racing_an_edit_without_if_match(client: httpx.AsyncClien
             assert [r["action"] for r in history] == ["created", "deleted"]
 
 
+async def test_bulk_changes_racing_on_the_same_annotations(
+    client: httpx.AsyncClient, team: Team, engine: AsyncEngine
+) -> None:
+    """Two bulk updates of the same annotations sent together: both are made, one after the other (each
+    annotation two versions on), and each is in the history; a bulk delete beside a bulk update leaves both in
+    the history or refuses the late one."""
+    container = f"/api/v1/containers/{team.container['id']}"
+    rows = [{"item_id": item["id"], "type": "sentiment", "data": {"label": "pos"}} for item in team.items[:3]]
+    created = await client.post(f"{container}/annotations/bulk", json={"items": rows}, headers=team.annotator.headers)
+    ids = [annotation["id"] for annotation in created.json()["items"]]
+    for round_ in range(3):
+        answers = await asyncio.gather(
+            *(
+                client.patch(
+                    f"{container}/annotations/bulk",
+                    json={"items": [{"id": annotation_id, "data": {"writer": name}} for annotation_id in ids]},
+                    headers=team.reviewer.headers,
+                )
+                for name in "ab"
+            )
+        )
+        assert [answer.status_code for answer in answers] == [200, 200], [answer.text for answer in answers]
+        versions = sorted(answer.json()["items"][0]["version"] for answer in answers)
+        assert versions == [2 + 2 * round_, 3 + 2 * round_]
+    history = (await _history(client, ids[0], team.reviewer, limit=100)).json()["items"]
+    assert [r["version"] for r in history] == list(range(1, 8))
+    assert await assert_history_complete(engine) == 3
+
+    update, delete = await asyncio.gather(
+        client.patch(
+            f"{container}/annotations/bulk",
+            json={"items": [{"id": annotation_id, "data": {"writer": "late"}} for annotation_id in ids]},
+            headers=team.reviewer.headers,
+        ),
+        client.post(f"{container}/annotations/bulk-delete", json={"ids": ids}, headers=team.reviewer.headers),
+    )
+    assert delete.status_code == 204, delete.text
+    history = (await _history(client, ids[0], team.manager, limit=100)).json()["items"]
+    if update.status_code == 200:
+        assert [(r["action"], r["data"]) for r in history[-2:]] == [
+            ("updated", {"writer": "late"}),
+            ("deleted", {"writer": "late"}),
+        ]
+    else:
+        problem(update, 422, "bulk_rows_invalid")
+        assert [r["action"] for r in history[-2:]] == ["updated", "deleted"]
+
+
 async def _user(sessionmaker: Any, user_id: str) -> User:
     async with sessionmaker() as session:
         user = await session.get(User, uuid.UUID(user_id))
