@@ -75,6 +75,7 @@ async def test_snapshot_change_diff_restore_and_the_restored_copy_diffs_empty(
     schema = {"type": "object", "properties": {"user_id": {"type": "string"}}}
     await _edit(client, room_url, team.owner, {"item_schema": schema})
     await _edit(client, f"/api/v1/items/{items[2]['id']}", team.owner, {"parent_id": items[1]["id"]})
+    await _edit(client, f"/api/v1/items/{items[4]['id']}", team.owner, {"metadata": {"user_id": "u4"}})
     edited = await api.annotate(items[0], annotator)
     await api.annotate(items[0], reviewer)
     await api.annotate(items[1], annotator)
@@ -176,10 +177,20 @@ async def test_snapshot_change_diff_restore_and_the_restored_copy_diffs_empty(
     assert copy["name"] == "Debates (v1.0)"
     assert copy["my_role"] == "owner"
     (room,) = (await client.get(f"/api/v1/projects/{copy_id}/containers", headers=team.owner.headers)).json()["items"]
-    assert (room["item_count"], room["item_schema"]) == (5, schema)
+    assert (room["item_count"], room["item_schema"], room["item_schema_version"]) == (5, schema, 2)
     restored = (await client.get(f"/api/v1/containers/{room['id']}/items", headers=team.owner.headers)).json()["items"]
     by_external_id = {item["external_id"]: item for item in restored}
     assert by_external_id["t00002"]["parent_id"] == by_external_id["t00001"]["id"]
+    # The schemas the items were validated against come along, under the same numbers.
+    kept = (await client.get(f"/api/v1/containers/{room['id']}/item-schemas", headers=team.owner.headers)).json()
+    assert [(v["version"], v["item_schema"]) for v in kept["items"]] == [(1, None), (2, schema)]
+    assert {e: item["schema_version"] for e, item in by_external_id.items()} == {
+        "t00000": 1,
+        "t00001": 1,
+        "t00002": 1,
+        "t00003": 1,
+        "t00004": 2,
+    }
 
     copied = await _snapshot(app, client, team, "copied", project_id=copy_id)
     empty = await _diff(client, team, copied, first, project_id=copy_id, include_total="true")
