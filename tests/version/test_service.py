@@ -323,6 +323,12 @@ async def test_a_file_that_does_not_match_its_checksum_is_refused(
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
+    # Listing and reading a version never touch its file (the table has all they show).
+    read = await client.get(f"{_versions(team)}/{version}", headers=team.owner.headers)
+    assert (read.status_code, read.json()["status"]) == (200, "succeeded")
+    assert [v["id"] for v in (await client.get(_versions(team), headers=team.owner.headers)).json()["items"]] == [
+        version
+    ]
 
     diff = await client.get(f"{_versions(team)}/{version}/diff?against={version}", headers=team.owner.headers)
     problem(diff, 500, "version_corrupt")
