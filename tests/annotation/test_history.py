@@ -4,7 +4,10 @@ new version, If-Match made mandatory per project, and (PostgreSQL) two writers r
 from __future__ import annotations
 
 import asyncio
+import secrets
+import signal
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +18,9 @@ from annotation_platform.annotation.schemas import AnnotationUpdate
 from annotation_platform.annotation.service import annotation_service
 from annotation_platform.core.errors import PreconditionFailed
 from annotation_platform.models import User
-from tests.conftest import Api, Team, problem
+from tests.conftest import PASSWORD, Api, Team, problem
 from tests.history import assert_history_complete
+from tests.test_serve_prod import production_server
 
 A = "/api/v1/annotations/{}"
 
@@ -314,6 +318,63 @@ async def test_bulk_changes_racing_on_the_same_annotations(
     else:
         problem(update, 422, "bulk_rows_invalid")
         assert [r["action"] for r in history[-2:]] == ["updated", "deleted"]
+
+
+async def test_racing_writers_on_a_real_server_with_two_processes(database_url: str, tmp_path: Path) -> None:
+    """The same races over real HTTP to `serve --prod` with two worker processes (gunicorn): pairs of PATCHes
+    sent at once from separate connections. With the same If-Match exactly one wins and the other gets 412;
+    without If-Match both are made, each a version in the history."""
+    with production_server(database_url, tmp_path, RATE_LIMIT_ENABLED="false") as server:
+        async with httpx.AsyncClient(base_url=f"{server.url}/api/v1", timeout=30) as http:
+            email = f"race-{secrets.token_hex(4)}@example.org"
+            assert (await http.post("/auth/register", json={"email": email, "password": PASSWORD})).is_success
+            login = await http.post("/auth/jwt/login", data={"username": email, "password": PASSWORD})
+            auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+            async def made(url: str, body: dict[str, Any]) -> dict[str, Any]:
+                response = await http.post(url, json=body, headers=auth)
+                assert response.status_code == 201, response.text
+                return dict(response.json())
+
+            project = await made("/projects", {"name": "Race"})
+            container = await made(f"/projects/{project['id']}/containers", {"name": "room"})
+            item = await made(f"/containers/{container['id']}/items", {"external_id": "t1", "content": "hello"})
+            annotation = await made(f"/items/{item['id']}/annotations", {"type": "thread", "data": {"n": 0}})
+            url = f"/annotations/{annotation['id']}"
+
+            async def both(condition: dict[str, str], round_: int) -> list[httpx.Response]:
+                # One connection each, so that the two requests travel and are served side by side.
+                async with (
+                    httpx.AsyncClient(base_url=http.base_url, timeout=30) as a,
+                    httpx.AsyncClient(base_url=http.base_url, timeout=30) as b,
+                ):
+                    return list(
+                        await asyncio.gather(
+                            *(
+                                client.patch(
+                                    url, json={"data": {"by": name, "round": round_}}, headers=auth | condition
+                                )
+                                for client, name in ((a, "a"), (b, "b"))
+                            )
+                        )
+                    )
+
+            version = 1
+            for round_ in range(5):
+                answers = await both({"If-Match": f'"{version}"'}, round_)
+                assert sorted(answer.status_code for answer in answers) == [200, 412], [a.text for a in answers]
+                version += 1
+            for round_ in range(5):
+                answers = await both({}, round_)
+                assert [answer.status_code for answer in answers] == [200, 200], [a.text for a in answers]
+                assert sorted(answer.json()["version"] for answer in answers) == [version + 1, version + 2]
+                version += 2
+            history = (await http.get(f"{url}/history", params={"limit": 100}, headers=auth)).json()["items"]
+            assert [revision["version"] for revision in history] == list(range(1, version + 1))
+            current = (await http.get(url, headers=auth)).json()
+            assert (current["version"], current["data"]) == (version, history[-1]["data"])
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=30)
 
 
 async def _user(sessionmaker: Any, user_id: str) -> User:
