@@ -3,6 +3,8 @@ their metadata was last validated against."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.conftest import Api, Team, problem
@@ -49,3 +51,22 @@ async def test_schema_changes_keep_versions_and_items_name_theirs(
     versions = listed.json()["items"] + rest.json()["items"]
     assert [(v["version"], v["item_schema"]) for v in versions] == [(1, V1), (2, V2), (3, None)]
     assert [v["created_by"] for v in versions] == [team.owner.id, team.manager.id, team.owner.id]
+
+
+async def test_schema_changes_sent_together_are_both_kept(client: httpx.AsyncClient, api: Api, team: Team) -> None:
+    """Two managers change the schema at the same moment: each change gets a number of its own, in the order
+    they were written, and the last one is current."""
+    container = await api.container(team.project, team.owner, item_schema=V1)
+    url = f"/api/v1/containers/{container['id']}"
+    schemas = [{"type": "object", "title": f"schema {n}"} for n in range(6)]
+    for pair in (schemas[0:2], schemas[2:4], schemas[4:6]):
+        answers = await asyncio.gather(
+            *(client.patch(url, json={"item_schema": schema}, headers=team.manager.headers) for schema in pair)
+        )
+        assert [answer.status_code for answer in answers] == [200, 200], [answer.text for answer in answers]
+    listed = await client.get(url + "/item-schemas", params={"limit": 100}, headers=team.viewer.headers)
+    versions = listed.json()["items"]
+    assert [v["version"] for v in versions] == list(range(1, 8))
+    assert sorted(v["item_schema"]["title"] for v in versions[1:]) == [schema["title"] for schema in schemas]
+    current = (await client.get(url, headers=team.viewer.headers)).json()
+    assert (current["item_schema_version"], current["item_schema"]) == (7, versions[-1]["item_schema"])

@@ -9,11 +9,13 @@ import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 
 from annotation_platform.core.ids import uuid7
 from annotation_platform.data_export.storage import export_storage
+from annotation_platform.models import ProjectVersion
 from annotation_platform.version.service import run_restore, run_snapshot
-from annotation_platform.version.snapshot import open_snapshot
+from annotation_platform.version.snapshot import SnapshotWriter, open_snapshot, read_records
 from tests.conftest import Actor, Api, Team, problem
 from tests.history import assert_history_complete, catch_up
 
@@ -75,6 +77,7 @@ async def test_snapshot_change_diff_restore_and_the_restored_copy_diffs_empty(
     schema = {"type": "object", "properties": {"user_id": {"type": "string"}}}
     await _edit(client, room_url, team.owner, {"item_schema": schema})
     await _edit(client, f"/api/v1/items/{items[2]['id']}", team.owner, {"parent_id": items[1]["id"]})
+    await _edit(client, f"/api/v1/items/{items[4]['id']}", team.owner, {"metadata": {"user_id": "u4"}})
     edited = await api.annotate(items[0], annotator)
     await api.annotate(items[0], reviewer)
     await api.annotate(items[1], annotator)
@@ -176,10 +179,20 @@ async def test_snapshot_change_diff_restore_and_the_restored_copy_diffs_empty(
     assert copy["name"] == "Debates (v1.0)"
     assert copy["my_role"] == "owner"
     (room,) = (await client.get(f"/api/v1/projects/{copy_id}/containers", headers=team.owner.headers)).json()["items"]
-    assert (room["item_count"], room["item_schema"]) == (5, schema)
+    assert (room["item_count"], room["item_schema"], room["item_schema_version"]) == (5, schema, 2)
     restored = (await client.get(f"/api/v1/containers/{room['id']}/items", headers=team.owner.headers)).json()["items"]
     by_external_id = {item["external_id"]: item for item in restored}
     assert by_external_id["t00002"]["parent_id"] == by_external_id["t00001"]["id"]
+    # The schemas the items were validated against come along, under the same numbers.
+    kept = (await client.get(f"/api/v1/containers/{room['id']}/item-schemas", headers=team.owner.headers)).json()
+    assert [(v["version"], v["item_schema"]) for v in kept["items"]] == [(1, None), (2, schema)]
+    assert {e: item["schema_version"] for e, item in by_external_id.items()} == {
+        "t00000": 1,
+        "t00001": 1,
+        "t00002": 1,
+        "t00003": 1,
+        "t00004": 2,
+    }
 
     copied = await _snapshot(app, client, team, "copied", project_id=copy_id)
     empty = await _diff(client, team, copied, first, project_id=copy_id, include_total="true")
@@ -312,6 +325,12 @@ async def test_a_file_that_does_not_match_its_checksum_is_refused(
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
+    # Listing and reading a version never touch its file (the table has all they show).
+    read = await client.get(f"{_versions(team)}/{version}", headers=team.owner.headers)
+    assert (read.status_code, read.json()["status"]) == (200, "succeeded")
+    assert [v["id"] for v in (await client.get(_versions(team), headers=team.owner.headers)).json()["items"]] == [
+        version
+    ]
 
     diff = await client.get(f"{_versions(team)}/{version}/diff?against={version}", headers=team.owner.headers)
     problem(diff, 500, "version_corrupt")
@@ -322,3 +341,43 @@ async def test_a_file_that_does_not_match_its_checksum_is_refused(
     assert job["error_message"].startswith("Nothing was written")
     projects = (await client.get("/api/v1/projects", headers=team.owner.headers)).json()["items"]
     assert [project["id"] for project in projects] == [team.project["id"]]
+
+
+async def test_a_snapshot_written_before_schema_versions_were_kept_still_restores(
+    app: Any, client: httpx.AsyncClient, api: Api, team: Team
+) -> None:
+    """A file without the schema's version, its history and the items' `schema_version` (as snapshots were
+    written before): the copy starts its schema at version 1 and its items on it."""
+    schema = {"type": "object"}
+    await _edit(client, f"/api/v1/containers/{team.container['id']}", team.owner, {"item_schema": schema})
+    version = await _snapshot(app, client, team, "old-style")
+    storage = export_storage(app.state.settings)
+    name = f"version-{version}.jsonl.gz"
+    row = (await client.get(f"{_versions(team)}/{version}", headers=team.owner.headers)).json()
+    with storage.open_for_read(name) as source:
+        records = list(read_records(source, row["checksum"]))
+    with storage.open_for_write(name) as target:
+        writer = SnapshotWriter(target)
+        for record in records:
+            for key in ("item_schema_version", "item_schemas", "schema_version"):
+                record.pop(key, None)
+            writer.write(record)
+        writer.close()
+    async with app.state.engine.begin() as connection:
+        await connection.execute(
+            update(ProjectVersion)
+            .where(ProjectVersion.id == uuid.UUID(version))
+            .values(checksum=writer.checksum, size_bytes=writer.size)
+        )
+
+    restore = await client.post(f"{_versions(team)}/{version}/restore", json={}, headers=team.owner.headers)
+    await run_restore(app.state.sessionmaker, uuid.UUID(restore.json()["id"]), settings=app.state.settings)
+    job = (await client.get(f"/api/v1/jobs/{restore.json()['id']}", headers=team.owner.headers)).json()
+    assert job["status"] == "succeeded", job
+    copy_id = job["result"]["project_id"]
+    (room,) = (await client.get(f"/api/v1/projects/{copy_id}/containers", headers=team.owner.headers)).json()["items"]
+    assert (room["item_schema"], room["item_schema_version"]) == (schema, 1)
+    kept = (await client.get(f"/api/v1/containers/{room['id']}/item-schemas", headers=team.owner.headers)).json()
+    assert [(v["version"], v["item_schema"]) for v in kept["items"]] == [(1, schema)]
+    items = (await client.get(f"/api/v1/containers/{room['id']}/items", headers=team.owner.headers)).json()["items"]
+    assert {item["schema_version"] for item in items} == {1}

@@ -31,7 +31,8 @@ class Call:
 
 
 class Receiver:
-    """Records every POST to /hook; answers with the next status of `answers` (204 once they run out)."""
+    """Records every POST to /hook and answers with the next status of `answers` (204 once they run out); a POST
+    to /moved is recorded too and redirected (307) to /hook."""
 
     def __init__(self) -> None:
         with socket.socket() as probe:
@@ -46,7 +47,11 @@ class Receiver:
             status = self.always or (self.answers.pop(0) if self.answers else 204)
             return Response(b"x" * 2000 if status >= 500 else b"", status_code=status)
 
-        app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+        async def moved(request: Request) -> Response:
+            self.calls.append(Call(dict(request.headers), await request.body()))
+            return Response(b"", status_code=307, headers={"Location": "/hook"})
+
+        app = Starlette(routes=[Route("/hook", hook, methods=["POST"]), Route("/moved", moved, methods=["POST"])])
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

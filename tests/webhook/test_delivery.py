@@ -193,3 +193,47 @@ async def test_a_secret_made_by_an_older_key_is_encrypted_again_with_the_current
     pending = (await hub.deliveries(webhook))[-1]
     assert pending["status"] == "pending"
     assert pending["error"].startswith("the signing secret does not decrypt")
+
+
+async def test_events_of_one_resource_arrive_in_order_through_retries(hub: Hub, receiver: Receiver) -> None:
+    """Created, updated, deleted: one annotation's events reach the receiver in the order they happened, also
+    when the first call fails and is retried, and each names the version it describes."""
+    webhook = await hub.register(
+        receiver.url, event_types=["annotation.created", "annotation.updated", "annotation.deleted"]
+    )
+    receiver.answers = [500]
+    annotation = await hub.api.annotate(hub.items[0], hub.owner)
+    url = f"/api/v1/annotations/{annotation['id']}"
+    for n in range(2):
+        patched = await hub.http.patch(url, json={"data": {"n": n}}, headers=hub.owner.headers)
+        assert patched.status_code == 200, patched.text
+    assert (await hub.http.delete(url, headers=hub.owner.headers)).status_code == 204
+
+    assert await hub.send(webhook) == 1, "the first call fails; the later events wait behind it"
+    await asyncio.sleep(RETRY_SECONDS + 0.05)
+    assert await hub.send(webhook) == 4
+    calls = receiver.calls[1:]
+    assert [call.json["type"] for call in calls] == [
+        "annotation.created",
+        "annotation.updated",
+        "annotation.updated",
+        "annotation.deleted",
+    ]
+    described = [call.json["data"]["annotations"][0] for call in calls]
+    assert {a["id"] for a in described} == {annotation["id"]}
+    assert [a["version"] for a in described] == [1, 2, 3, 3]
+    assert [a["data"] for a in described[1:]] == [{"n": 0}, {"n": 1}, {"n": 1}]
+    assert all(valid_signatures(webhook["secret"], call) == 1 for call in receiver.calls)
+
+
+async def test_a_redirect_is_a_failed_call_and_is_not_followed(hub: Hub, receiver: Receiver) -> None:
+    webhook = await hub.register(receiver.url.replace("/hook", "/moved"))
+    await hub.api.annotate(hub.items[0], hub.owner)
+    assert await hub.send(webhook) == 1
+    assert len(receiver.calls) == 1, "only /moved was called, never the /hook it points to"
+    (delivery,) = await hub.deliveries(webhook)
+    assert (delivery["status"], delivery["response_status"], delivery["error"]) == (
+        "pending",
+        307,
+        "answered 307 (redirects are not followed)",
+    )

@@ -74,6 +74,12 @@ UNSAFE_URLS = (
     "https://169.254.169.254/latest/meta-data",
     "https://224.0.0.1/hook",
     "https://0.0.0.0/hook",
+    "https://100.64.0.1/hook",
+    "https://[fe80::1]/hook",
+    "https://[fd00::1]/hook",
+    "http://127.1/hook",
+    "http://0x7f000001/hook",
+    "http://localhost./hook",
     "https://user:pass@93.184.216.34/hook",
     "ftp://93.184.216.34/hook",
     "not a url",
@@ -166,3 +172,58 @@ async def test_item_events_carry_references_one_event_per_request(
     assert [item["id"] for item in bulk["data"]["items"]] == [item["id"] for item in created]
     assert set(bulk["data"]["items"][0]) == {"id", "container_id", "external_id", "sequence"}
     assert (deleted["type"], deleted["data"]["items"][0]["id"]) == ("item.deleted", created[0]["id"])
+
+
+async def test_every_path_that_deletes_annotations_tells_annotation_deleted(
+    client: httpx.AsyncClient, api: Api, team: Team
+) -> None:
+    """A delete of one annotation, a bulk delete, an item's delete (one item and many) and a gold set's delete:
+    each is one `annotation.deleted` event with every annotation it took, as it was; an item without
+    annotations takes none and tells nothing."""
+    webhook = await register(client, team, event_types=["annotation.deleted"])
+    container = f"/api/v1/containers/{team.container['id']}"
+    rows = [{"item_id": item["id"], "type": "sentiment", "data": {"label": "pos"}} for item in team.items[:4]]
+    created = await client.post(f"{container}/annotations/bulk", json={"items": rows}, headers=team.annotator.headers)
+    assert created.status_code == 201, created.text
+    ids = [annotation["id"] for annotation in created.json()["items"]]
+    gold = await client.post(
+        f"{container}/gold",
+        json={"type": "sentiment", "source": "annotator", "annotator": team.annotator.username},
+        headers=team.reviewer.headers,
+    )
+    assert gold.status_code == 201, gold.text
+    listed = (await client.get(f"{container}/annotations", headers=team.owner.headers)).json()["items"]
+    gold_on = {a["item_id"]: a["id"] for a in listed if a["is_gold"]}
+
+    single = await client.delete(f"/api/v1/annotations/{ids[0]}", headers=team.annotator.headers)
+    assert single.status_code == 204, single.text
+    bulk = await client.post(
+        f"{container}/annotations/bulk-delete", json={"ids": [ids[1]]}, headers=team.manager.headers
+    )
+    assert bulk.status_code == 204, bulk.text
+    item = await client.delete(f"/api/v1/items/{team.items[2]['id']}", headers=team.manager.headers)
+    assert item.status_code == 204, item.text
+    items = await client.post(
+        f"{container}/items/bulk-delete", json={"ids": [team.items[3]["id"]]}, headers=team.manager.headers
+    )
+    assert items.status_code == 204, items.text
+    bare = await client.delete(f"/api/v1/items/{team.items[4]['id']}", headers=team.manager.headers)
+    assert bare.status_code == 204, bare.text
+    dropped = await client.delete(f"{container}/gold", params={"type": "sentiment"}, headers=team.reviewer.headers)
+    assert dropped.status_code == 204, dropped.text
+
+    deliveries = await client.get(f"{hooks_of(team)}/{webhook['id']}/deliveries", headers=team.manager.headers)
+    events = [delivery["payload"] for delivery in deliveries.json()["items"]]
+    assert {event["type"] for event in events} == {"annotation.deleted"}
+    told = [sorted(a["id"] for a in event["data"]["annotations"]) for event in events]
+    assert [event["data"]["count"] for event in events] == [len(group) for group in told]
+    item_ids = [item["id"] for item in team.items]
+    assert told == [
+        [ids[0]],
+        [ids[1]],
+        sorted([ids[2], gold_on[item_ids[2]]]),
+        sorted([ids[3], gold_on[item_ids[3]]]),
+        sorted([gold_on[item_ids[0]], gold_on[item_ids[1]]]),
+    ], "one event per request; the item without annotations told nothing"
+    assert all(a["is_gold"] for a in events[4]["data"]["annotations"])
+    assert events[2]["data"]["annotations"][0]["data"] == {"label": "pos"}

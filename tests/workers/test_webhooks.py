@@ -103,3 +103,47 @@ async def test_the_worker_sends_signed_events_and_disables_a_failing_webhook(
         (mail,) = await wait_until(mails, "the owner's mail", stack)
         assert mail["To"] == owner.email
         assert receiver.url in mail.get_payload(decode=True).decode()
+
+
+async def test_a_webhook_whose_creator_left_the_project_is_disabled_and_its_owners_told(
+    backend: str, database_url: str, engine: AsyncEngine, tmp_path: Path, receiver: Receiver
+) -> None:
+    """The manager who registered the webhook has left the project: the project's owner hears of it, and the
+    former manager learns nothing more about the project."""
+    async with worker_stack(
+        backend,
+        database_url,
+        engine,
+        tmp_path,
+        webhook_allow_private_targets=True,
+        webhook_max_attempts=1,
+        webhook_disable_after_failures=1,
+    ) as stack:
+        stack.start_worker()
+        api, http = stack.api, stack.http
+        owner, manager = await api.user("owner"), await api.user("manager")
+        project = await api.project(owner)
+        await api.add_member(project, owner, manager, "manager")
+        items = await api.items(await api.container(project, owner), owner, 1)
+        hooks = f"/api/v1/projects/{project['id']}/webhooks"
+        created = await http.post(
+            hooks, json={"url": receiver.url, "event_types": ["annotation.created"]}, headers=manager.headers
+        )
+        assert created.status_code == 201, created.text
+        left = await http.delete(f"/api/v1/projects/{project['id']}/members/{manager.id}", headers=owner.headers)
+        assert left.status_code == 204, left.text
+
+        receiver.always = 500
+        await api.annotate(items[0], owner)
+        outbox = stack.settings.data_dir / "outbox"
+
+        def mails() -> list[Any]:
+            found = [email.message_from_bytes(path.read_bytes()) for path in outbox.glob("*.eml")]
+            return [mail for mail in found if mail["Subject"] == "[annotation-platform] webhook disabled"]
+
+        (mail,) = await wait_until(mails, "the owner's mail", stack)
+        assert mail["To"] == owner.email
+        hook = (await http.get(f"{hooks}/{created.json()['id']}", headers=owner.headers)).json()
+        assert hook["active"] is False
+        await asyncio.sleep(0.5)
+        assert [mail["To"] for mail in mails()] == [owner.email]

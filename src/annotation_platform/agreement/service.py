@@ -36,10 +36,12 @@ from annotation_platform.agreement.schemas import (
     LabelRead,
     MeasureKind,
 )
+from annotation_platform.annotation.events import emit_deleted_with
 from annotation_platform.annotation.repository import annotation_repository
 from annotation_platform.annotation.schemas import AnnotationBulkRow
 from annotation_platform.annotation.service import annotation_service
 from annotation_platform.audit.context import context_of
+from annotation_platform.audit.service import audit_service
 from annotation_platform.change.service import change_service
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.service import ContainerAccess
@@ -311,9 +313,11 @@ class AgreementService:
         return self._gold_read(access, data.type, data.source, labels, chosen.keys())
 
     async def delete_gold(self, session: AsyncSession, *, access: ContainerAccess, type_: str) -> None:
-        """Deletes the gold annotations of a type; like any deletion, each keeps its history and gets a feed entry."""
+        """Deletes the gold annotations of a type; like any deletion, each keeps its history, gets a feed entry and
+        is in an `annotation.deleted` event."""
         changed_by, now = context_of(session).user_id, utcnow()
         gold = annotation_repository.gold_ids(access.container.id, type_)
+        await emit_deleted_with(session, access.container.project_id, [gold])
         await annotation_repository.insert_deletion_revisions(session, gold, changed_by=changed_by, now=now)
         await change_service.record_from(
             session,
@@ -321,7 +325,15 @@ class AgreementService:
                 gold, project_id=access.container.project_id, changed_by=changed_by, now=now
             ),
         )
-        await agreement_repository.delete_gold(session, access.container.id, type_)
+        deleted = await agreement_repository.delete_gold(session, access.container.id, type_)
+        audit_service.record(
+            session,
+            action="gold.delete",
+            resource_type="container",
+            resource_id=access.container.id,
+            project_id=access.container.project_id,
+            before={"type": type_, "annotations_deleted": deleted},
+        )
 
     def _gold_read(
         self,

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, Uuid, bindparam, delete, func, insert, literal, select, update
+from sqlalchemy import Select, String, Uuid, bindparam, delete, false, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.core.cache import annotation_scope
@@ -250,7 +250,12 @@ class AnnotationRepository:
         self, session: AsyncSession, container_id: uuid.UUID, annotation_ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, Any]:
         """Author, gold mark, version, type and data of those annotations that are in the container, locked for
-        the change (on PostgreSQL)."""
+        the change: their rows on PostgreSQL; on SQLite the database's one write lock is taken before they are
+        read (the driver would read outside a transaction), so that a concurrent bulk change commits before
+        this read or waits until this one commits, and the versions read here are the ones written over."""
+        if session.get_bind().dialect.name == "sqlite":
+            no_rows = update(Annotation).where(false()).values(version=Annotation.version)
+            await session.execute(no_rows.execution_options(synchronize_session=False))
         statement = (
             select(Annotation.id, Annotation.created_by, Annotation.is_gold, Annotation.version, Annotation.type)
             .add_columns(Annotation.data)
@@ -327,6 +332,17 @@ class AnnotationRepository:
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def lock_newest(self, session: AsyncSession, annotation_id: uuid.UUID) -> Annotation | None:
+        """The annotation as last committed, its row locked until the transaction ends (on PostgreSQL; SQLite's
+        writer already holds the database's one write lock); the identity map's object is refreshed in place."""
+        statement = (
+            select(Annotation)
+            .where(Annotation.id == annotation_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await session.execute(statement)).scalar_one_or_none()
 
     async def delete_if_version(self, session: AsyncSession, annotation: Annotation, *, expected_version: int) -> bool:
         result = await session.execute(

@@ -4,7 +4,7 @@ every change bumps `version`, and a stale `If-Match` is refused instead of silen
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ import orjson
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.annotation.events import event_data
 from annotation_platform.annotation.repository import REVISION_CONTENT, annotation_repository, first_revisions
 from annotation_platform.annotation.schemas import (
     AnnotationBulkRow,
@@ -64,8 +65,11 @@ class GoldAlreadySettled(Conflict):
 
 class ConcurrentChange(Conflict):
     code = "concurrent_change"
-    title = "Changed concurrently"
-    description = "Someone changed this annotation while your request ran. Re-read it and retry."
+    title = "Deleted concurrently"
+    description = (
+        "Someone deleted this annotation while your request ran (a change without If-Match is written over a "
+        "concurrent one; a delete is not). Nothing was written."
+    )
 
 
 class UnknownVersion(ValidationFailed):
@@ -101,19 +105,16 @@ def if_match_allows(header: str | None, current_etag: str) -> bool:
     return "*" in candidates or current_etag in candidates
 
 
+def _unconditional(if_match: str | None) -> bool:
+    """No `If-Match`, or `*`: the change is wanted whatever the current version."""
+    return if_match is None or "*" in (part.strip() for part in if_match.split(","))
+
+
 _ANNOTATION = TypeAdapter(AnnotationRead)
 
 
 def _to_read(annotation: Annotation) -> AnnotationRead:
     return AnnotationRead.model_validate(annotation)
-
-
-def _event_data(annotations: list[AnnotationRead]) -> dict[str, Any]:
-    """A webhook event's data: every annotation of the request (one event per request, bulk included)."""
-    return {
-        "count": len(annotations),
-        "annotations": [annotation.model_dump(mode="json") for annotation in annotations],
-    }
 
 
 def _revision_of(annotation: AnnotationRead, action: str, user: User, when: datetime) -> dict[str, Any]:
@@ -229,7 +230,7 @@ class AnnotationService:
             after={"item_id": item.id, "type": data.type},
         )
         created = AnnotationRead.model_validate(row)
-        await emit(session, access.project_id, ANNOTATION_CREATED, _event_data([created]))
+        await emit(session, access.project_id, ANNOTATION_CREATED, event_data([created]))
         return created
 
     async def bulk_create(
@@ -289,7 +290,7 @@ class AnnotationService:
             after={"annotations_created": len(values)},
         )
         created = [AnnotationRead.model_validate(value) for value in values]
-        await emit(session, access.container.project_id, ANNOTATION_CREATED, _event_data(created))
+        await emit(session, access.container.project_id, ANNOTATION_CREATED, event_data(created))
         return created
 
     async def bulk_update(
@@ -337,7 +338,7 @@ class AnnotationService:
             after={"annotations_updated": len(values)},
         )
         updated = [_to_read(a) for a in await annotation_repository.read_many(session, access.container.id, ids)]
-        await emit(session, access.container.project_id, ANNOTATION_UPDATED, _event_data(updated))
+        await emit(session, access.container.project_id, ANNOTATION_UPDATED, event_data(updated))
         return updated
 
     async def bulk_delete(
@@ -357,7 +358,7 @@ class AnnotationService:
             ),
         )
         await annotation_repository.delete_many(session, access.container.id, unique)
-        await emit(session, access.container.project_id, ANNOTATION_DELETED, _event_data(gone))
+        await emit(session, access.container.project_id, ANNOTATION_DELETED, event_data(gone))
         audit_service.record(
             session,
             action="annotation.bulk_delete",
@@ -461,11 +462,15 @@ class AnnotationService:
                     f"end_offset {changes['end_offset']} is past the content's {length} characters."
                 )
         changes["updated_at"] = utcnow()
-        written = await annotation_repository.update_if_version(
-            session, annotation, expected_version=annotation.version, values=changes, sensitive=sensitive
-        )
-        if not written:
-            raise PreconditionFailed() if if_match is not None else ConcurrentChange()
+        for attempt in range(2):
+            if attempt:
+                annotation = await self._newest(session, access, user, if_match)
+            if await annotation_repository.update_if_version(
+                session, annotation, expected_version=annotation.version, values=changes, sensitive=sensitive
+            ):
+                break
+        else:
+            raise ConcurrentChange()
         before = _to_read(annotation)
         await session.refresh(annotation)
         after = _to_read(annotation)
@@ -493,19 +498,21 @@ class AnnotationService:
             before=old,
             after=new,
         )
-        await emit(session, access.project_id, ANNOTATION_UPDATED, _event_data([after]))
+        await emit(session, access.project_id, ANNOTATION_UPDATED, event_data([after]))
         return after
 
     async def delete(
         self, session: AsyncSession, *, access: AnnotationAccess, user: User, if_match: str | None
     ) -> None:
         annotation = self._writable(access, user, if_match)
-        deleted = await annotation_repository.delete_if_version(
-            session, annotation, expected_version=annotation.version
-        )
-        if not deleted:
-            raise PreconditionFailed() if if_match is not None else ConcurrentChange()
-        await emit(session, access.project_id, ANNOTATION_DELETED, _event_data([_to_read(annotation)]))
+        for attempt in range(2):
+            if attempt:
+                annotation = await self._newest(session, access, user, if_match)
+            if await annotation_repository.delete_if_version(session, annotation, expected_version=annotation.version):
+                break
+        else:
+            raise ConcurrentChange()
+        await emit(session, access.project_id, ANNOTATION_DELETED, event_data([_to_read(annotation)]))
         gone = _to_read(annotation).model_copy(update={"version": annotation.version + 1})
         sensitive = loaded_sealed(annotation)
         await annotation_repository.insert_revisions(
@@ -532,6 +539,21 @@ class AnnotationService:
                 "version": annotation.version,
             },
         )
+
+    async def _newest(
+        self, session: AsyncSession, access: AnnotationAccess, user: User, if_match: str | None
+    ) -> Annotation:
+        """After a conditional write found a newer version than the one read: with an `If-Match` naming a
+        version, 412 (the client's base is stale). Without one (or with `*`) the client asked for its change
+        whatever the current version, so the newest committed row is read again, locked so that the next
+        write cannot miss it, checked under the same rules, and written over: both edits are versions with
+        their revisions, none is lost, and the outcome does not hang on milliseconds. Gone meanwhile: 409."""
+        if not _unconditional(if_match):
+            raise PreconditionFailed(f"The annotation changed since version {access.annotation.version}; re-read it.")
+        newest = await annotation_repository.lock_newest(session, access.annotation.id)
+        if newest is None:
+            raise ConcurrentChange("Someone deleted this annotation while your request ran.")
+        return self._writable(replace(access, annotation=newest), user, if_match)
 
     def _writable(self, access: AnnotationAccess, user: User, if_match: str | None) -> Annotation:
         annotation = access.annotation

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
 from annotation_platform.models import Container, ContainerSchemaVersion, Membership, User
@@ -58,6 +59,21 @@ class ContainerRepository:
     async def add(self, session: AsyncSession, container: Container) -> None:
         session.add(container)
         await session.flush()
+
+    async def next_schema_version(self, session: AsyncSession, container: Container) -> int:
+        """Counts the container's schema version up in the database and returns the new number: a concurrent
+        change of the schema, which this statement waits for (its row lock), is counted too instead of being
+        given the same number."""
+        statement = (
+            update(Container)
+            .where(Container.id == container.id)
+            .values(item_schema_version=Container.item_schema_version + 1)
+            .returning(Container.item_schema_version)
+            .execution_options(synchronize_session=False)
+        )
+        number = int((await session.execute(statement)).scalar_one())
+        set_committed_value(container, "item_schema_version", number)
+        return number
 
     async def add_schema_version(self, session: AsyncSession, version: ContainerSchemaVersion) -> None:
         session.add(version)

@@ -155,10 +155,9 @@ class ContainerService:
         schema_changed = "item_schema" in changes and changes["item_schema"] != container.item_schema
         for key, value in changes.items():
             setattr(container, key, value)
-        if schema_changed:
-            container.item_schema_version += 1
         await session.flush()
         if schema_changed:
+            await container_repository.next_schema_version(session, container)
             await self._keep_schema(session, container)
         after = ContainerRead.model_validate(container)
         if after != before:

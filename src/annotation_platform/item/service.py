@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from annotation_platform.annotation.events import emit_deleted_with
 from annotation_platform.annotation.repository import annotation_repository
 from annotation_platform.audit.context import context_of
 from annotation_platform.audit.service import audit_service, changed_fields
@@ -287,10 +288,19 @@ class ItemService:
     async def _history_of_deleting(
         self, session: AsyncSession, *, container_id: uuid.UUID, project_id: uuid.UUID, ids: list[uuid.UUID]
     ) -> None:
-        """The items' annotations go with them: their history keeps a `deleted` revision and the feed an entry
-        each; each reply that loses its parent gets an `updated` entry, and each item a `deleted` one. In chunks
-        the database's IN lists can take (one item and many alike)."""
+        """The items' annotations go with them: their history keeps a `deleted` revision, the feed an entry
+        each, and webhooks get them in one `annotation.deleted` event; each reply that loses its parent gets an
+        `updated` entry, and each item a `deleted` one. In chunks the database's IN lists can take (one item and
+        many alike)."""
         changed_by, now = context_of(session).user_id, utcnow()
+        await emit_deleted_with(
+            session,
+            project_id,
+            [
+                annotation_repository.ids_on_items(container_id, ids[start : start + IN_LIST_CHUNK])
+                for start in range(0, len(ids), IN_LIST_CHUNK)
+            ],
+        )
         for start in range(0, len(ids), IN_LIST_CHUNK):
             chunk = ids[start : start + IN_LIST_CHUNK]
             annotations = annotation_repository.ids_on_items(container_id, chunk)
@@ -385,10 +395,10 @@ class ItemService:
             project_id=access.project_id,
             before={"container_id": item.container_id, "external_id": item.external_id},
         )
-        await emit(session, access.project_id, ITEM_DELETED, _event_data([_to_read(item)]))
         await self._history_of_deleting(
             session, container_id=item.container_id, project_id=access.project_id, ids=[item.id]
         )
+        await emit(session, access.project_id, ITEM_DELETED, _event_data([_to_read(item)]))
         await item_repository.detach_children(session, item)
         await item_repository.delete(session, item)
         await container_repository.add_to_item_count(session, item.container_id, -1)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
 from annotation_platform.core.sql import rows_where_in
-from annotation_platform.models import Annotation, Container, Item, Job, ProjectVersion, User
+from annotation_platform.models import Annotation, Container, ContainerSchemaVersion, Item, Job, ProjectVersion, User
 
 VERSION_KEYSET = Keyset((ProjectVersion.id,), (uuid.UUID,))
 
@@ -92,6 +92,7 @@ class VersionRepository:
                 Item.content,
                 Item.metadata_.label("metadata"),
                 Item.sequence,
+                Item.schema_version,
                 Item.created_at,
                 parent.external_id.label("parent"),
             )
@@ -102,6 +103,15 @@ class VersionRepository:
         result = await session.stream(statement.execution_options(yield_per=chunk))
         async for rows in result.partitions(chunk):
             yield list(rows)
+
+    async def item_schemas(self, session: AsyncSession, container_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Every item schema the container has had, oldest first: `{"version", "item_schema"}`."""
+        statement = (
+            select(ContainerSchemaVersion.version, ContainerSchemaVersion.item_schema)
+            .where(ContainerSchemaVersion.container_id == container_id)
+            .order_by(ContainerSchemaVersion.version)
+        )
+        return [{"version": row.version, "item_schema": row.item_schema} for row in await session.execute(statement)]
 
     async def annotations_of_items(self, session: AsyncSession, item_ids: Sequence[uuid.UUID]) -> list[Row[Any]]:
         """The annotations on these items, in creation order, with their author's username."""

@@ -412,6 +412,8 @@ async def _snapshot(run: _Run, version_id: uuid.UUID, storage: ExportStorage, na
                         "name": container.name,
                         "type": container.type,
                         "item_schema": container.item_schema,
+                        "item_schema_version": container.item_schema_version,
+                        "item_schemas": await version_repository.item_schemas(session, container.id),
                     }
                 )
             for container in containers:
@@ -447,6 +449,7 @@ async def _snapshot(run: _Run, version_id: uuid.UUID, storage: ExportStorage, na
                                 "content": row.content,
                                 "metadata": row.metadata,
                                 "sequence": row.sequence,
+                                "schema_version": row.schema_version,
                                 "parent": row.parent,
                                 "annotations": by_item.get(row.id, []),
                             }
@@ -556,33 +559,41 @@ class _Restorer:
             owner = Membership(project_id=project.id, user_id=job.created_by, role=Role.owner.value)
             await project_repository.add(self.session, project, owner)
             containers: dict[str, uuid.UUID] = {}
+            schema_versions: dict[uuid.UUID, int] = {}
             for container_name, record in opened.containers.items():
+                # Files written before schema versions were kept name only the current schema: version 1.
+                current = int(record.get("item_schema_version", 1))
+                schemas = {int(kept["version"]): kept["item_schema"] for kept in record.get("item_schemas", [])}
+                schemas[current] = record["item_schema"]
                 container = Container(
                     id=uuid7(),
                     project_id=project.id,
                     name=container_name,
                     type=record["type"],
                     item_schema=record["item_schema"],
+                    item_schema_version=current,
                     item_count=0,
                 )
                 await version_repository.add_container(self.session, container)
-                await container_repository.add_schema_version(
-                    self.session,
-                    ContainerSchemaVersion(
-                        container_id=container.id,
-                        version=1,
-                        item_schema=container.item_schema,
-                        created_by=job.created_by,
-                    ),
-                )
+                for number, item_schema in sorted(schemas.items()):
+                    await container_repository.add_schema_version(
+                        self.session,
+                        ContainerSchemaVersion(
+                            container_id=container.id,
+                            version=number,
+                            item_schema=item_schema,
+                            created_by=job.created_by,
+                        ),
+                    )
                 containers[container_name] = container.id
+                schema_versions[container.id] = current
             self.project_id = project.id
             await change_service.record(
                 self.session,
                 project_id=project.id,
                 resource_type="container",
                 action="created",
-                entries=[(container_id, container_id, 1) for container_id in containers.values()],
+                entries=[(container_id, container_id, version) for container_id, version in schema_versions.items()],
                 changed_by=job.created_by,
             )
             await version_repository.start_parent_links(self.session)
@@ -625,6 +636,7 @@ class _Restorer:
                     "content": record["content"],
                     "metadata": record["metadata"],
                     "sequence": record["sequence"],
+                    "schema_version": record.get("schema_version", 1),
                     "parent_id": None,
                 }
             )

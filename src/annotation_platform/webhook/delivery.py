@@ -28,7 +28,7 @@ from annotation_platform.core.outbound import TargetRefused, post, resolve
 from annotation_platform.core.queue import enqueue_after_commit
 from annotation_platform.core.types import utcnow
 from annotation_platform.mail.service import enqueue_mail
-from annotation_platform.models import DeliveryStatus, User, Webhook, WebhookDelivery
+from annotation_platform.models import DeliveryStatus, Webhook, WebhookDelivery
 from annotation_platform.webhook.events import DELIVER_TASK
 from annotation_platform.webhook.repository import webhook_repository
 from annotation_platform.webhook.service import SECRET_PREFIX, previous_secret_context, secret_context
@@ -173,22 +173,20 @@ async def _disable(session: AsyncSession, webhook: Webhook, now: datetime, outco
         :500
     ]
     logger.warning("webhook %s disabled after %d failed calls", webhook.id, webhook.consecutive_failures)
-    creator = await session.get(User, webhook.created_by) if webhook.created_by is not None else None
-    if creator is None or not creator.is_active:
-        return
-    enqueue_mail(
-        session,
-        to=creator.email,
-        subject="[annotation-platform] webhook disabled",
-        body=(
-            f"The webhook {webhook.url} of project {webhook.project_id} was disabled: it failed "
-            f"{webhook.consecutive_failures} times in a row (last: {outcome.error}).\n\n"
-            "Its pending deliveries are kept; events from now on are not recorded for it. Fix the receiver, "
-            "then resume the webhook with "
-            f'PATCH /api/v1/projects/{webhook.project_id}/webhooks/{webhook.id} {{"active": true}}; '
-            "the pending deliveries are then sent in order.\n"
-        ),
-    )
+    for address in await webhook_repository.in_charge(session, webhook):
+        enqueue_mail(
+            session,
+            to=address,
+            subject="[annotation-platform] webhook disabled",
+            body=(
+                f"The webhook {webhook.url} of project {webhook.project_id} was disabled: it failed "
+                f"{webhook.consecutive_failures} times in a row (last: {outcome.error}).\n\n"
+                "Its pending deliveries are kept; events from now on are not recorded for it. Fix the receiver, "
+                "then resume the webhook with "
+                f'PATCH /api/v1/projects/{webhook.project_id}/webhooks/{webhook.id} {{"active": true}}; '
+                "the pending deliveries are then sent in order.\n"
+            ),
+        )
 
 
 def _lease_until(settings: Settings) -> datetime:

@@ -8,6 +8,7 @@ nobody, and a committed one is sent even if that task is lost (beat's sweep find
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -40,10 +41,17 @@ def event_body(event_type: EventType, project_id: uuid.UUID, data: dict[str, Any
     return orjson.dumps(envelope, default=str, option=orjson.OPT_UTC_Z).decode()
 
 
-async def emit(session: AsyncSession, project_id: uuid.UUID, event_type: EventType, data: dict[str, Any]) -> int:
+async def emit(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    event_type: EventType,
+    data: dict[str, Any] | Callable[[], Awaitable[dict[str, Any] | None]],
+) -> int:
     """Record `event_type` with `data` (JSON-serialisable by orjson: UUIDs and datetimes are fine) for the
     project's webhooks, inside `session`'s transaction; returns how many deliveries were queued. Costs one
-    query when the project has no webhook."""
+    query when the project has no webhook. `data` may be a coroutine function, called only when a webhook wants
+    the event: for data that costs queries to gather (the annotations a delete takes with it); when it returns
+    None there is nothing to tell, and no event."""
     wanted = [
         webhook_id
         for webhook_id, types in await webhook_repository.subscribers(session, project_id)
@@ -51,8 +59,11 @@ async def emit(session: AsyncSession, project_id: uuid.UUID, event_type: EventTy
     ]
     if not wanted:
         return 0
+    gathered = await data() if callable(data) else data
+    if gathered is None:
+        return 0
     event_id, now = uuid7(), utcnow()
-    body = event_body(event_type, project_id, data)
+    body = event_body(event_type, project_id, gathered)
     # A sensitive project's events carry its data (annotations): stored sealed, opened when sent.
     key_ring = key_ring_of(session) if await is_sensitive(session, project_id) else None
     await webhook_repository.add_deliveries(

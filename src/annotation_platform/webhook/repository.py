@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from annotation_platform.core.pagination import Keyset, PageParams, fetch_page
-from annotation_platform.models import DeliveryStatus, Webhook, WebhookDelivery
+from annotation_platform.models import DeliveryStatus, Membership, Role, User, Webhook, WebhookDelivery
 
 PENDING = DeliveryStatus.pending.value
 
@@ -55,6 +55,34 @@ class WebhookRepository:
             Webhook.project_id == project_id, Webhook.active.is_(True)
         )
         return [(row.id, list(row.event_types)) for row in await session.execute(statement)]
+
+    async def in_charge(self, session: AsyncSession, webhook: Webhook) -> list[str]:
+        """The addresses to tell about the webhook: its creator's while that account is active and manages the
+        project (or is a superuser); else, as nobody else would know, those of the project's active owners. Never
+        someone who has left the project."""
+        if webhook.created_by is not None:
+            membership = (Membership.user_id == User.id) & (Membership.project_id == webhook.project_id)
+            creator = (
+                await session.execute(
+                    select(User.email, User.is_active, User.is_superuser, Membership.role)
+                    .outerjoin(Membership, membership)
+                    .where(User.id == webhook.created_by)
+                )
+            ).first()
+            managing = (Role.manager.value, Role.owner.value)
+            if creator is not None and creator.is_active and (creator.role in managing or creator.is_superuser):
+                return [creator.email]
+        owners = (
+            select(User.email)
+            .join(Membership, Membership.user_id == User.id)
+            .where(
+                Membership.project_id == webhook.project_id,
+                Membership.role == Role.owner.value,
+                User.is_active.is_(True),
+            )
+            .order_by(User.email)
+        )
+        return list((await session.execute(owners)).scalars())
 
     async def add_deliveries(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
         await session.execute(insert(WebhookDelivery), list(rows))
