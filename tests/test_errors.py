@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from annotation_platform.config import Settings
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import AppError
+from annotation_platform.core.routing import ApiRouter
 from annotation_platform.main import create_app
 from annotation_platform.models import User
 from tests.conftest import PASSWORD, make_settings, problem, serve
@@ -29,20 +30,22 @@ SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 def failing_app(settings: Settings) -> FastAPI:
     """A fresh app with two routes that fail in ways the code did not foresee."""
     application = create_app(settings)
+    router = ApiRouter()
 
-    @application.get("/boom")
+    @router.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret detail")
 
-    @application.get("/boom-sql")
+    @router.get("/boom-sql")
     async def boom_sql(session: SessionDep) -> None:
         await session.execute(text("SELECT secret_column FROM secret_table WHERE password = 'hunter2'"))
 
-    @application.get("/boom-sql-with-values")
+    @router.get("/boom-sql-with-values")
     async def boom_sql_with_values(session: SessionDep) -> None:
         statement = text("SELECT missing_column FROM users WHERE email = :email")
         await session.execute(statement, {"email": PRIVATE_EMAIL})
 
+    application.include_router(router)
     return application
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import MutableMapping
 from typing import Annotated, Any
 
+import anyio
 import orjson
 from fastapi import Depends, Request
 from sqlalchemy import event
@@ -111,19 +112,53 @@ def create_sessionmaker(
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed once after the endpoint returns, rolled back on any error."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+_SESSION = "annotation_platform.session"
+"""Where a request's session lives in its ASGI scope; present (None until first asked for) while `ApiRoute`
+manages the request's unit of work."""
+
+
+async def get_session(request: Request) -> AsyncSession:
+    """The request's unit of work, opened when first asked for. The route (`ApiRoute`, core/routing.py) commits
+    it once the endpoint has returned, before the answer is sent, so a client never gets a 2xx for a write that
+    then failed to commit, and rolls it back on any error. A FastAPI generator dependency did the same at a tenth
+    of a cached page's time (its exit stack and cancel scopes)."""
+    if _SESSION not in request.scope:
+        raise RuntimeError("SessionDep is for routes of an ApiRouter, which commit and close the session")
+    session: AsyncSession | None = request.scope[_SESSION]
+    if session is None:
+        sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        session = request.scope[_SESSION] = sessionmaker()
+    return session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def begin_unit_of_work(scope: MutableMapping[str, Any]) -> None:
+    scope[_SESSION] = None
+
+
+async def commit_unit_of_work(scope: MutableMapping[str, Any]) -> None:
+    """Commits and closes the request's session, if it opened one."""
+    session: AsyncSession | None = scope.pop(_SESSION, None)
+    if session is None:
+        return
+    try:
+        if session.in_transaction():
+            await session.commit()
+    except BaseException:
+        scope[_SESSION] = session  # for `abort_unit_of_work`
+        raise
+    await session.close()
+
+
+async def abort_unit_of_work(scope: MutableMapping[str, Any]) -> None:
+    """Rolls back and closes the request's session, if it opened one, whatever cancels the request meanwhile."""
+    session: AsyncSession | None = scope.pop(_SESSION, None)
+    if session is None:
+        return
+    with anyio.CancelScope(shield=True):
         try:
-            yield session
-            if session.in_transaction():
-                await session.commit()
-        except BaseException:
             await session.rollback()
-            raise
-
-
-# scope="function": the commit runs when the endpoint returns, before the response is sent, so a client never
-# gets a 2xx for a write that then failed to commit (FastAPI's default scope would commit after sending).
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+        finally:
+            await session.close()

@@ -30,6 +30,7 @@ from starlette.responses import FileResponse, StreamingResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from annotation_platform.core.db import abort_unit_of_work, begin_unit_of_work, commit_unit_of_work
 from annotation_platform.core.errors import UnsupportedMediaType
 
 
@@ -141,7 +142,13 @@ class ApiRoute(APIRoute):
         sunset_headers = deprecation_headers(extra) if SUNSET_KEY in extra else {}
 
         async def handler(request: Request) -> Response:
-            response = await original(JsonRequest(request.scope, request.receive))
+            begin_unit_of_work(request.scope)
+            try:
+                response = await original(JsonRequest(request.scope, request.receive))
+                await commit_unit_of_work(request.scope)
+            except BaseException:
+                await abort_unit_of_work(request.scope)
+                raise
             for name, value in sunset_headers.items():
                 if name == "Link" and "link" in response.headers:
                     value = f"{response.headers['link']}, {value}"
