@@ -15,8 +15,9 @@ from annotation_platform.annotation.service import (
     annotation_service,
     annotations_page_cache_entry,
 )
-from annotation_platform.auth.dependencies import CurrentUser
-from annotation_platform.container.dependencies import ContainerIdPath, prefetch_container_page
+from annotation_platform.auth.dependencies import ApiKey, BearerToken, CurrentUser
+from annotation_platform.container.dependencies import ContainerIdPath, read_container_page
+from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.ids import parse_uuid, path_id
 from annotation_platform.core.pagination import PageParamsDep
@@ -67,21 +68,27 @@ async def annotation_filters(
 AnnotationFiltersDep = Annotated[AnnotationFilters, Depends(annotation_filters)]
 
 
-async def prefetch_container_annotations_page(
+async def container_annotations_page_reader(
     request: Request,
     container_id: ContainerIdPath,
-    session: SessionDep,
     filters: AnnotationFiltersDep,
     page: PageParamsDep,
-) -> None:
-    await prefetch_container_page(
+    session: SessionDep,
+    token: BearerToken,
+    api_key: ApiKey,
+) -> ContainerAccess:
+    """`ContainerReader` for the container's annotation page, with the page's cache entry read in the same
+    round trip."""
+    return await read_container_page(
         request,
         session,
         container_id,
+        token,
+        api_key,
         lambda container: annotations_page_cache_entry(
             container, page, container_id=container, type_=filters.type_, created_by=filters.author
         ),
     )
 
 
-ContainerAnnotationsPagePrefetch = Annotated[None, Depends(prefetch_container_annotations_page)]
+ContainerAnnotationsPageReader = Annotated[ContainerAccess, Depends(container_annotations_page_reader)]

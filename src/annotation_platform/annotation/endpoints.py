@@ -10,7 +10,7 @@ from annotation_platform.annotation.dependencies import (
     AnnotationFiltersDep,
     AnnotationHistoryReader,
     AnnotationReader,
-    ContainerAnnotationsPagePrefetch,
+    ContainerAnnotationsPageReader,
 )
 from annotation_platform.annotation.schemas import (
     AnnotationBulkCreate,
@@ -32,7 +32,7 @@ from annotation_platform.annotation.service import (
 )
 from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.config import SettingsDep, settings_from
-from annotation_platform.container.dependencies import ContainerAnnotator, ContainerReader
+from annotation_platform.container.dependencies import ContainerAnnotator
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
     BODY_ERRORS,
@@ -138,8 +138,7 @@ async def create_annotation(
 )
 async def list_container_annotations(
     request: Request,
-    _prefetched: ContainerAnnotationsPagePrefetch,
-    access: ContainerReader,
+    access: ContainerAnnotationsPageReader,
     session: SessionDep,
     filters: AnnotationFiltersDep,
     page: PageParamsDep,

@@ -4,6 +4,7 @@ every signature carrying the request."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,10 +42,14 @@ async def bind_anonymous_context(request: Request, session: SessionDep) -> None:
     bind_context(session, AuditContext.of_request(request))
 
 
-def bind_context(session: AsyncSession, context: AuditContext) -> None:
+def bind_context(session: AsyncSession, context: AuditContext | Callable[[], AuditContext]) -> None:
+    """`context`, or a function that makes it when a write first needs it: most requests are reads, for which
+    reading the client address and agent was wasted work on every request."""
     session.info[CONTEXT_KEY] = context
 
 
 def context_of(session: AsyncSession) -> AuditContext:
     context = session.info.get(CONTEXT_KEY)
+    if callable(context):
+        context = session.info[CONTEXT_KEY] = context()
     return context if isinstance(context, AuditContext) else AuditContext()

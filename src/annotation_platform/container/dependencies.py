@@ -9,7 +9,12 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from annotation_platform.auth.dependencies import READ_METHODS, CurrentPrincipal, cached_credential
+from annotation_platform.auth.dependencies import (
+    READ_METHODS,
+    CurrentPrincipal,
+    authenticate_request,
+    cached_credential,
+)
 from annotation_platform.container.service import ContainerAccess, access_cache_entry, container_service
 from annotation_platform.core.cache import AUTH, cache_of, prefetch
 from annotation_platform.core.db import SessionDep
@@ -39,15 +44,35 @@ ContainerAnnotator = Annotated[ContainerAccess, Depends(container_access(Action.
 ContainerManager = Annotated[ContainerAccess, Depends(container_access(Action.manage))]
 
 
-async def prefetch_container_page(
+async def read_container_page(
+    request: Request,
+    session: AsyncSession,
+    container_id: str,
+    token: str | None,
+    api_key: str | None,
+    page_entry: Callable[[uuid.UUID], tuple[str, Sequence[str]]],
+) -> ContainerAccess:
+    """The caller's read access to the container of a list route, all in one dependency (a list route's own
+    dependency calls it): the cache entries of the caller, of the container with their role and of the page
+    `page_entry` names are read in one round trip (`prefetch`), then the caller is authenticated and their
+    access checked as `ContainerReader` does, each look-up answering from what was read."""
+    await _prefetch_container_page(request, session, container_id, page_entry)
+    principal = await authenticate_request(request, session, token, api_key)
+    return await container_service.access(
+        session,
+        container_id=path_id(container_id, "container"),
+        user=principal.user,
+        action=Action.read,
+        cacheable=request.method in READ_METHODS,
+    )
+
+
+async def _prefetch_container_page(
     request: Request,
     session: AsyncSession,
     container_id: str,
     page_entry: Callable[[uuid.UUID], tuple[str, Sequence[str]]],
 ) -> None:
-    """Reads the cache entries of a page of the container (the caller, the container with their role, the page
-    `page_entry` names) in one round trip instead of three; each look-up then answers from them (core/cache.py
-    `prefetch`). A route lists it as its first dependency, so that it runs before the others look anything up."""
     if cache_of(session) is None:
         return
     try:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar, cast
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import Depends, Query, Request
@@ -168,8 +169,11 @@ def json_page_response(
 
 
 def next_page_url(request: Request, cursor: str, public_base_url: str | None) -> str:
-    url = request.url.include_query_params(cursor=cursor)
+    """The request's URL with `cursor` in place of its own (Starlette's `include_query_params` parses and
+    rebuilds the whole URL twice: 5% of a cached page)."""
+    others = [(name, value) for name, value in request.query_params.multi_items() if name != "cursor"]
+    query = urlencode([*others, ("cursor", cursor)])
+    url = request.url
     if public_base_url:
-        base = public_base_url.rstrip("/")
-        return f"{base}{url.path}?{url.query}"
-    return str(url)
+        return f"{public_base_url.rstrip('/')}{url.path}?{query}"
+    return f"{str(url).partition('?')[0]}?{query}"

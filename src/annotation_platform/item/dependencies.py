@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from annotation_platform.auth.dependencies import CurrentPrincipal
-from annotation_platform.container.dependencies import ContainerIdPath, prefetch_container_page
+from annotation_platform.auth.dependencies import ApiKey, BearerToken, CurrentPrincipal
+from annotation_platform.container.dependencies import ContainerIdPath, read_container_page
+from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.ids import path_id
 from annotation_platform.core.pagination import PageParamsDep
@@ -25,13 +26,21 @@ def item_access(action: Action) -> Callable[..., Awaitable[ItemAccess]]:
     return dependency
 
 
-async def prefetch_items_page(
-    request: Request, container_id: ContainerIdPath, session: SessionDep, page: PageParamsDep
-) -> None:
-    await prefetch_container_page(request, session, container_id, lambda container: page_cache_entry(container, page))
+async def items_page_reader(
+    request: Request,
+    container_id: ContainerIdPath,
+    page: PageParamsDep,
+    session: SessionDep,
+    token: BearerToken,
+    api_key: ApiKey,
+) -> ContainerAccess:
+    """`ContainerReader` for the container's item page, with the page's cache entry read in the same round trip."""
+    return await read_container_page(
+        request, session, container_id, token, api_key, lambda container: page_cache_entry(container, page)
+    )
 
 
-ItemsPagePrefetch = Annotated[None, Depends(prefetch_items_page)]
+ItemsPageReader = Annotated[ContainerAccess, Depends(items_page_reader)]
 ItemReader = Annotated[ItemAccess, Depends(item_access(Action.read))]
 ItemAnnotator = Annotated[ItemAccess, Depends(item_access(Action.annotate))]
 ItemManager = Annotated[ItemAccess, Depends(item_access(Action.manage))]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import Request, Response, status
 
 from annotation_platform.config import settings_from
-from annotation_platform.container.dependencies import ContainerManager, ContainerReader
+from annotation_platform.container.dependencies import ContainerManager
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.errors import (
     BODY_ERRORS,
@@ -16,7 +16,7 @@ from annotation_platform.core.errors import (
 from annotation_platform.core.pagination import Page, PageParamsDep, json_page_response
 from annotation_platform.core.routing import ApiRouter
 from annotation_platform.core.schemas import BulkIds
-from annotation_platform.item.dependencies import ItemManager, ItemReader, ItemsPagePrefetch
+from annotation_platform.item.dependencies import ItemManager, ItemReader, ItemsPageReader
 from annotation_platform.item.schemas import (
     ItemBulkCreate,
     ItemBulkRead,
@@ -47,8 +47,7 @@ _BODY_ERRORS = (*BODY_ERRORS, MetadataInvalid, ParentNotFound)
 )
 async def list_items(
     request: Request,
-    _prefetched: ItemsPagePrefetch,
-    access: ContainerReader,
+    access: ItemsPageReader,
     session: SessionDep,
     page: PageParamsDep,
 ) -> Response:
