@@ -19,6 +19,7 @@ from annotation_platform.container.service import ContainerAccess, access_cache_
 from annotation_platform.core.cache import AUTH, cache_of, prefetch
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.ids import path_id
+from annotation_platform.models import User
 from annotation_platform.project.permissions import Action
 
 ContainerIdPath = Annotated[str, Path(description="Container id.")]
@@ -28,15 +29,21 @@ def container_access(action: Action) -> Callable[..., Awaitable[ContainerAccess]
     async def dependency(
         request: Request, container_id: ContainerIdPath, principal: CurrentPrincipal, session: SessionDep
     ) -> ContainerAccess:
-        return await container_service.access(
-            session,
-            container_id=path_id(container_id, "container"),
-            user=principal.user,
-            action=action,
-            cacheable=request.method in READ_METHODS,
-        )
+        return await _access(request, session, container_id, principal.user, action)
 
     return dependency
+
+
+async def _access(
+    request: Request, session: AsyncSession, container_id: str, user: User, action: Action
+) -> ContainerAccess:
+    return await container_service.access(
+        session,
+        container_id=path_id(container_id, "container"),
+        user=user,
+        action=action,
+        cacheable=request.method in READ_METHODS,
+    )
 
 
 ContainerReader = Annotated[ContainerAccess, Depends(container_access(Action.read))]
@@ -58,13 +65,7 @@ async def read_container_page(
     access checked as `ContainerReader` does, each look-up answering from what was read."""
     await _prefetch_container_page(request, session, container_id, page_entry)
     principal = await authenticate_request(request, session, token, api_key)
-    return await container_service.access(
-        session,
-        container_id=path_id(container_id, "container"),
-        user=principal.user,
-        action=Action.read,
-        cacheable=request.method in READ_METHODS,
-    )
+    return await _access(request, session, container_id, principal.user, Action.read)
 
 
 async def _prefetch_container_page(
