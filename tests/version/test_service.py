@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from annotation_platform.core.ids import uuid7
@@ -316,15 +317,29 @@ async def test_a_snapshot_is_one_instant_while_annotations_are_written(
     assert len(set(per_item)) == 1, per_item
 
 
+@pytest.mark.parametrize("damage", ["flipped_byte", "well_formed_but_other_records"])
 async def test_a_file_that_does_not_match_its_checksum_is_refused(
-    app: Any, client: httpx.AsyncClient, api: Api, team: Team
+    app: Any, client: httpx.AsyncClient, api: Api, team: Team, damage: str
 ) -> None:
+    """Refused before it is used: a flipped byte can also inflate to well-formed records of the wrong shape
+    (the second case, made deterministic), which must not reach the diff or the restore."""
     version = await _snapshot(app, client, team, "v1")
-    path = export_storage(app.state.settings).path(f"version-{version}.jsonl.gz")
+    storage = export_storage(app.state.settings)
+    name = f"version-{version}.jsonl.gz"
+    path = storage.path(name)
     assert path is not None
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    if damage == "flipped_byte":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    else:
+        with path.open("rb") as source:
+            header = next(read_records(source, ""))  # the checksum is checked only at the end
+        with storage.open_for_write(name) as target:
+            writer = SnapshotWriter(target)
+            writer.write(header)
+            writer.write({"record": "item", "unexpected": True})
+            writer.close()
     # Listing and reading a version never touch its file (the table has all they show).
     read = await client.get(f"{_versions(team)}/{version}", headers=team.owner.headers)
     assert (read.status_code, read.json()["status"]) == (200, "succeeded")

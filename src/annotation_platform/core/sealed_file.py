@@ -77,6 +77,10 @@ class SealedReader:
         self.index = 0
         self.done = False
 
+    def seekable(self) -> bool:
+        """Read once, front to back: each chunk is authenticated as it is read."""
+        return False
+
     def _next_chunk(self) -> bytes:
         line = self.source.readline().rstrip(b"\n")
         if not line:

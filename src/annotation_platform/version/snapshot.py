@@ -122,6 +122,14 @@ class Snapshot:
 
 
 def open_snapshot(source: IO[bytes], checksum: str) -> Snapshot:
+    """The snapshot in `source`, checked against `checksum` before anything is read from it when the file can be
+    read twice: a flipped byte inside the compressed stream can inflate to well-formed JSON of the wrong shape,
+    which the end-of-stream check would catch only after a diff or a restore had tripped over it. A sealed file
+    cannot be re-read, and needs no first pass: each of its chunks is authenticated before it is read."""
+    if source.seekable():
+        if HashingReader(source).finish() != checksum:  # type: ignore[arg-type]
+            raise SnapshotCorrupt("the snapshot file does not match its recorded SHA-256")
+        source.seek(0)
     records = read_records(source, checksum)  # type: ignore[arg-type]
     header = next(records, None)
     if header is None or header.get("record") != "version" or header.get("format") != FORMAT:
