@@ -26,7 +26,7 @@ from annotation_platform.audit.context import context_of
 from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.change.service import change_service
 from annotation_platform.container.service import ContainerAccess
-from annotation_platform.core.cache import annotation_scope, cache_of, container_scope, lookup
+from annotation_platform.core.cache import annotation_scope, cache_of, container_scope, lookup_page, store_page
 from annotation_platform.core.errors import (
     Conflict,
     Forbidden,
@@ -190,10 +190,9 @@ class AnnotationService:
         )
         generations: list[int] = []
         if cache is not None:
-            cached, generations = await lookup(session, cache, key, scopes)
-            if cached is not None:
-                cursor_bytes, _, body = cached.partition(b"\n")
-                return body, cursor_bytes.decode() or None
+            page, generations = await lookup_page(session, cache, key, scopes)
+            if page is not None:
+                return page
         annotations, cursor, total = await annotation_repository.page(
             session, params, item_id=item_id, container_id=container_id, type_=type_, created_by=created_by
         )
@@ -201,7 +200,7 @@ class AnnotationService:
         body = page_body(items_json, cursor, total)
         # A sensitive project's annotations were decrypted as they loaded: their page must not rest in the cache.
         if cache is not None and not any(loaded_sealed(annotation) for annotation in annotations):
-            await cache.store(key, generations, (cursor or "").encode() + b"\n" + body)
+            await store_page(cache, key, generations, body, cursor)
         return body, cursor
 
     async def create(

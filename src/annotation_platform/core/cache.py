@@ -313,6 +313,22 @@ async def lookup(session: Any, cache: Cache, key: str, scopes: Sequence[str]) ->
     return await cache.lookup(key, scopes)
 
 
+async def lookup_page(
+    session: Any, cache: Cache, key: str, scopes: Sequence[str]
+) -> tuple[tuple[bytes, str | None] | None, list[int]]:
+    """A cached page of a list (its JSON body and next cursor) or None, and the generations to store it under."""
+    cached, generations = await lookup(session, cache, key, scopes)
+    if cached is None:
+        return None, generations
+    cursor, _, body = cached.partition(b"\n")
+    return (body, cursor.decode() or None), generations
+
+
+async def store_page(cache: Cache, key: str, generations: list[int], body: bytes, cursor: str | None) -> None:
+    """Stores a page for `lookup_page`: its cursor on the first line, the body after it."""
+    await cache.store(key, generations, (cursor or "").encode() + b"\n" + body)
+
+
 # --- encoding rows ---------------------------------------------------------------------------------------------
 
 

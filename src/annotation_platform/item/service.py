@@ -22,7 +22,7 @@ from annotation_platform.audit.service import audit_service, changed_fields
 from annotation_platform.change.service import change_service
 from annotation_platform.container.repository import container_repository
 from annotation_platform.container.service import ContainerAccess
-from annotation_platform.core.cache import cache_of, container_scope, lookup
+from annotation_platform.core.cache import cache_of, container_scope, lookup_page, store_page
 from annotation_platform.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from annotation_platform.core.field_crypto import is_sensitive, loaded_sealed, redact
 from annotation_platform.core.ids import uuid7
@@ -148,10 +148,9 @@ class ItemService:
         key, scopes = page_cache_entry(container_id, params)
         generations: list[int] = []
         if cache is not None:
-            cached, generations = await lookup(session, cache, key, scopes)
-            if cached is not None:
-                cursor_bytes, _, body = cached.partition(b"\n")
-                return body, cursor_bytes.decode() or None
+            page, generations = await lookup_page(session, cache, key, scopes)
+            if page is not None:
+                return page
         # A sensitive project's pages are never stored (the cache would hold their plaintext), so a hit above
         # was a plain project's, and only a miss asks.
         sensitive = await is_sensitive(session, access.container.project_id)
@@ -162,7 +161,7 @@ class ItemService:
         page_json = _ITEM_LIST.dump_json(_ITEM_LIST.validate_python(rows)) if sensitive else items_json(rows)
         body = page_body(page_json, cursor, access.container.item_count if params.include_total else None)
         if cache is not None:
-            await cache.store(key, generations, (cursor or "").encode() + b"\n" + body)
+            await store_page(cache, key, generations, body, cursor)
         return body, cursor
 
     async def create(self, session: AsyncSession, *, access: ContainerAccess, data: ItemCreate) -> ItemRead:
