@@ -37,12 +37,12 @@ from annotation_platform.agreement.schemas import (
     MeasureKind,
 )
 from annotation_platform.annotation.events import emit_deleted_with
+from annotation_platform.annotation.history import record_deletions
 from annotation_platform.annotation.repository import annotation_repository
 from annotation_platform.annotation.schemas import AnnotationBulkRow
 from annotation_platform.annotation.service import annotation_service
 from annotation_platform.audit.context import context_of
 from annotation_platform.audit.service import audit_service
-from annotation_platform.change.service import change_service
 from annotation_platform.config import Settings, get_settings
 from annotation_platform.container.service import ContainerAccess
 from annotation_platform.core.errors import Conflict, ValidationFailed
@@ -318,13 +318,7 @@ class AgreementService:
         changed_by, now = context_of(session).user_id, utcnow()
         gold = annotation_repository.gold_ids(access.container.id, type_)
         await emit_deleted_with(session, access.container.project_id, [gold])
-        await annotation_repository.insert_deletion_revisions(session, gold, changed_by=changed_by, now=now)
-        await change_service.record_from(
-            session,
-            annotation_repository.deletion_changes_of(
-                gold, project_id=access.container.project_id, changed_by=changed_by, now=now
-            ),
-        )
+        await record_deletions(session, gold, project_id=access.container.project_id, changed_by=changed_by, now=now)
         deleted = await agreement_repository.delete_gold(session, access.container.id, type_)
         audit_service.record(
             session,

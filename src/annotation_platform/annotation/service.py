@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.annotation.events import event_data
+from annotation_platform.annotation.history import record_deletions
 from annotation_platform.annotation.repository import REVISION_CONTENT, annotation_repository, first_revisions
 from annotation_platform.annotation.schemas import (
     AnnotationBulkRow,
@@ -349,12 +350,8 @@ class AnnotationService:
         gone = [_to_read(a) for a in await annotation_repository.read_many(session, access.container.id, unique)]
         selected = annotation_repository.ids_in(access.container.id, unique)
         changed_by, now = context_of(session).user_id, utcnow()
-        await annotation_repository.insert_deletion_revisions(session, selected, changed_by=changed_by, now=now)
-        await change_service.record_from(
-            session,
-            annotation_repository.deletion_changes_of(
-                selected, project_id=access.container.project_id, changed_by=changed_by, now=now
-            ),
+        await record_deletions(
+            session, selected, project_id=access.container.project_id, changed_by=changed_by, now=now
         )
         await annotation_repository.delete_many(session, access.container.id, unique)
         await emit(session, access.container.project_id, ANNOTATION_DELETED, event_data(gone))

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.annotation.events import emit_deleted_with
+from annotation_platform.annotation.history import record_deletions
 from annotation_platform.annotation.repository import annotation_repository
 from annotation_platform.audit.context import context_of
 from annotation_platform.audit.service import audit_service, changed_fields
@@ -303,13 +304,7 @@ class ItemService:
         for start in range(0, len(ids), IN_LIST_CHUNK):
             chunk = ids[start : start + IN_LIST_CHUNK]
             annotations = annotation_repository.ids_on_items(container_id, chunk)
-            await annotation_repository.insert_deletion_revisions(session, annotations, changed_by=changed_by, now=now)
-            await change_service.record_from(
-                session,
-                annotation_repository.deletion_changes_of(
-                    annotations, project_id=project_id, changed_by=changed_by, now=now
-                ),
-            )
+            await record_deletions(session, annotations, project_id=project_id, changed_by=changed_by, now=now)
             await change_service.record_from(
                 session,
                 item_repository.replies_changes_of(
