@@ -7,6 +7,7 @@ counted here as soon as it has its row there.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections import Counter
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from annotation_platform.change.repository import PG_CURRENT_TXID, PG_SETTLED_HORIZON
 from annotation_platform.job.repository import job_repository
 from annotation_platform.main import create_app
 from annotation_platform.models import Backup
@@ -226,9 +228,26 @@ async def counted(database_url: str, tmp_path_factory: pytest.TempPathFactory) -
         )
         small = {path: await read(http, engine, url, headers) for path, (url, headers) in calls.items()}
         await grow(world, [url for url, _ in calls.values()])
+        await feed_settled(engine)
         large = {path: await read(http, engine, url, headers) for path, (url, headers) in calls.items()}
         await empty_all_tables(engine)
     return {path: Counted(calls[path][0], small[path], large[path]) for path in calls}
+
+
+async def feed_settled(engine: AsyncEngine) -> None:
+    """Waits until PostgreSQL's change feed shows every change written so far. It serves changes below the
+    oldest transaction still open in the whole cluster, and other test processes share the cluster: one of
+    their transactions, open while `grow()` wrote, would hide the larger world's changes from the feed."""
+    if engine.dialect.name != "postgresql":
+        return
+    async with engine.connect() as connection:
+        written = (await connection.execute(text(f"SELECT {PG_CURRENT_TXID}"))).scalar_one()
+    for _ in range(600):
+        async with engine.connect() as connection:
+            if (await connection.execute(text(f"SELECT {PG_SETTLED_HORIZON}"))).scalar_one() > written:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("a transaction elsewhere in the cluster stayed open for 30 seconds")
 
 
 @pytest.mark.parametrize("path", ROUTES)
