@@ -16,11 +16,10 @@ from annotation_platform.annotation.service import (
     annotations_page_cache_entry,
 )
 from annotation_platform.auth.dependencies import ApiKey, BearerToken, CurrentUser
-from annotation_platform.container.dependencies import ContainerIdPath, read_container_page
-from annotation_platform.container.service import ContainerAccess
+from annotation_platform.container.dependencies import ContainerIdPath, ContainerPage, read_container_page
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.ids import parse_uuid, path_id
-from annotation_platform.core.pagination import PageParamsDep
+from annotation_platform.core.pagination import DEFAULT_LIMIT, IncludeTotal, PageCursor, PageLimit, PageParams
 from annotation_platform.core.schemas import TypeSlug
 
 
@@ -57,10 +56,11 @@ class AnnotationFilters:
     matches_nothing: bool
 
 
-async def annotation_filters(
-    type: Annotated[TypeSlug | None, Query(description="Only annotations of this type.")] = None,
-    created_by: Annotated[str | None, Query(max_length=64, description="Only annotations by this user id.")] = None,
-) -> AnnotationFilters:
+AnnotationType = Annotated[TypeSlug | None, Query(description="Only annotations of this type.")]
+AnnotationAuthor = Annotated[str | None, Query(max_length=64, description="Only annotations by this user id.")]
+
+
+async def annotation_filters(type: AnnotationType = None, created_by: AnnotationAuthor = None) -> AnnotationFilters:
     author = parse_uuid(created_by) if created_by is not None else None
     return AnnotationFilters(type_=type, author=author, matches_nothing=created_by is not None and author is None)
 
@@ -68,27 +68,40 @@ async def annotation_filters(
 AnnotationFiltersDep = Annotated[AnnotationFilters, Depends(annotation_filters)]
 
 
+@dataclass(frozen=True, slots=True)
+class ContainerAnnotationsPage:
+    """A container's annotation page: the read access, the page and the session, and the filters."""
+
+    page: ContainerPage
+    filters: AnnotationFilters
+
+
 async def container_annotations_page_reader(
     request: Request,
     container_id: ContainerIdPath,
-    filters: AnnotationFiltersDep,
-    page: PageParamsDep,
-    session: SessionDep,
     token: BearerToken,
     api_key: ApiKey,
-) -> ContainerAccess:
+    type: AnnotationType = None,
+    created_by: AnnotationAuthor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    cursor: PageCursor = None,
+    include_total: IncludeTotal = False,
+) -> ContainerAnnotationsPage:
     """`ContainerReader` for the container's annotation page, with the page's cache entry read in the same
-    round trip."""
-    return await read_container_page(
+    round trip; its parameters are declared here rather than by sub-dependencies (see `ContainerPage`)."""
+    filters = await annotation_filters(type, created_by)
+    params = PageParams(limit=limit, cursor=cursor, include_total=include_total)
+    page = await read_container_page(
         request,
-        session,
         container_id,
         token,
         api_key,
+        params,
         lambda container: annotations_page_cache_entry(
-            container, page, container_id=container, type_=filters.type_, created_by=filters.author
+            container, params, container_id=container, type_=filters.type_, created_by=filters.author
         ),
     )
+    return ContainerAnnotationsPage(page=page, filters=filters)
 
 
-ContainerAnnotationsPageReader = Annotated[ContainerAccess, Depends(container_annotations_page_reader)]
+ContainerAnnotationsPageReader = Annotated[ContainerAnnotationsPage, Depends(container_annotations_page_reader)]

@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import Header, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from annotation_platform.annotation.dependencies import (
     AnnotationFilters,
@@ -44,7 +45,7 @@ from annotation_platform.core.errors import (
     PreconditionRequired,
     problem_responses,
 )
-from annotation_platform.core.pagination import Page, PageParamsDep, json_page_response, page_response
+from annotation_platform.core.pagination import Page, PageParams, PageParamsDep, json_page_response, page_response
 from annotation_platform.core.routing import ApiRouter
 from annotation_platform.core.schemas import BulkIds
 from annotation_platform.item.dependencies import ItemAnnotator, ItemReader
@@ -67,8 +68,8 @@ _ETAG_HEADER = {"ETag": {"description": "The annotation's version, for `If-Match
 
 async def _page(
     request: Request,
-    session: SessionDep,
-    page: PageParamsDep,
+    session: AsyncSession,
+    page: PageParams,
     filters: AnnotationFilters,
     *,
     scope_container_id: uuid.UUID,
@@ -136,21 +137,16 @@ async def create_annotation(
     response_model=Page[AnnotationRead],
     responses=problem_responses(*LIST_ERRORS),
 )
-async def list_container_annotations(
-    request: Request,
-    access: ContainerAnnotationsPageReader,
-    session: SessionDep,
-    filters: AnnotationFiltersDep,
-    page: PageParamsDep,
-) -> Response:
+async def list_container_annotations(request: Request, listing: ContainerAnnotationsPageReader) -> Response:
     """Every annotation in the container, oldest first, optionally of one type or by one author."""
+    container_id = listing.page.access.container.id
     return await _page(
         request,
-        session,
-        page,
-        filters,
-        scope_container_id=access.container.id,
-        container_id=access.container.id,
+        listing.page.session,
+        listing.page.params,
+        listing.filters,
+        scope_container_id=container_id,
+        container_id=container_id,
     )
 
 

@@ -1,9 +1,11 @@
-"""`ContainerReader`, `ContainerAnnotator`, `ContainerManager`: the container in the path, checked."""
+"""`ContainerReader`, `ContainerAnnotator`, `ContainerManager`: the container in the path, checked;
+`read_container_page` for the container's list pages."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -17,8 +19,9 @@ from annotation_platform.auth.dependencies import (
 )
 from annotation_platform.container.service import ContainerAccess, access_cache_entry, container_service
 from annotation_platform.core.cache import AUTH, cache_of, prefetch
-from annotation_platform.core.db import SessionDep
+from annotation_platform.core.db import SessionDep, get_session
 from annotation_platform.core.ids import path_id
+from annotation_platform.core.pagination import PageParams
 from annotation_platform.models import User
 from annotation_platform.project.permissions import Action
 
@@ -51,21 +54,35 @@ ContainerAnnotator = Annotated[ContainerAccess, Depends(container_access(Action.
 ContainerManager = Annotated[ContainerAccess, Depends(container_access(Action.manage))]
 
 
+@dataclass(frozen=True, slots=True)
+class ContainerPage:
+    """What a container's hot list route (items, annotations) needs, from its one dependency: the caller's read
+    access, the page asked for and the request's session. FastAPI spends about 40 microseconds on each node of
+    a route's dependency tree, and validates a shared dependency's parameters again at every use: with the
+    session, the page and the access as separate dependencies, that was a quarter of a cached page."""
+
+    access: ContainerAccess
+    params: PageParams
+    session: AsyncSession
+
+
 async def read_container_page(
     request: Request,
-    session: AsyncSession,
     container_id: str,
     token: str | None,
     api_key: str | None,
+    params: PageParams,
     page_entry: Callable[[uuid.UUID], tuple[str, Sequence[str]]],
-) -> ContainerAccess:
+) -> ContainerPage:
     """The caller's read access to the container of a list route, all in one dependency (a list route's own
     dependency calls it): the cache entries of the caller, of the container with their role and of the page
     `page_entry` names are read in one round trip (`prefetch`), then the caller is authenticated and their
     access checked as `ContainerReader` does, each look-up answering from what was read."""
+    session = await get_session(request)
     await _prefetch_container_page(request, session, container_id, page_entry)
     principal = await authenticate_request(request, session, token, api_key)
-    return await _access(request, session, container_id, principal.user, Action.read)
+    access = await _access(request, session, container_id, principal.user, Action.read)
+    return ContainerPage(access=access, params=params, session=session)
 
 
 async def _prefetch_container_page(

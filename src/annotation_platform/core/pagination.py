@@ -40,16 +40,16 @@ class PageParams:
     include_total: bool
 
 
+PageLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
+PageCursor = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page; omit for the first."),
+]
+IncludeTotal = Annotated[bool, Query(description="Also count all matching rows (costs one more query).")]
+
+
 async def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=MAX_CURSOR_LENGTH,
-            description="`next_cursor` of the previous page; omit for the first.",
-        ),
-    ] = None,
-    include_total: Annotated[bool, Query(description="Also count all matching rows (costs one more query).")] = False,
+    limit: PageLimit = DEFAULT_LIMIT, cursor: PageCursor = None, include_total: IncludeTotal = False
 ) -> PageParams:
     return PageParams(limit=limit, cursor=cursor, include_total=include_total)
 

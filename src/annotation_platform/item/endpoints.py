@@ -13,7 +13,7 @@ from annotation_platform.core.errors import (
     NotFound,
     problem_responses,
 )
-from annotation_platform.core.pagination import Page, PageParamsDep, json_page_response
+from annotation_platform.core.pagination import Page, json_page_response
 from annotation_platform.core.routing import ApiRouter
 from annotation_platform.core.schemas import BulkIds
 from annotation_platform.item.dependencies import ItemManager, ItemReader, ItemsPageReader
@@ -45,14 +45,9 @@ _BODY_ERRORS = (*BODY_ERRORS, MetadataInvalid, ParentNotFound)
     response_model=Page[ItemRead],
     responses=problem_responses(*LIST_ERRORS),
 )
-async def list_items(
-    request: Request,
-    access: ItemsPageReader,
-    session: SessionDep,
-    page: PageParamsDep,
-) -> Response:
+async def list_items(request: Request, page: ItemsPageReader) -> Response:
     """The container's items in `sequence` order."""
-    body, cursor = await item_service.page(session, access=access, params=page)
+    body, cursor = await item_service.page(page.session, access=page.access, params=page.params)
     return json_page_response(request, body, cursor, settings_from(request).public_base_url)
 
 
