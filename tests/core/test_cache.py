@@ -3,9 +3,11 @@ made stale."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -204,18 +206,121 @@ async def test_a_cached_page_of_a_container_costs_one_redis_round_trip_and_no_qu
         await client.get(url, headers=team.viewer.headers)  # every entry is stored by now
 
         commands: list[str] = []
-        redis_client = app.state.cache._async
-        execute = redis_client.execute_command
+        redis_client, reads = app.state.cache._async, app.state.cache._reads
+        execute, mget = redis_client.execute_command, reads.mget
 
         async def counted(*args: Any, **options: Any) -> Any:
             commands.append(str(args[0]))
             return await execute(*args, **options)
 
+        async def counted_mget(names: list[str]) -> Any:
+            commands.append("MGET")
+            return await mget(names)
+
         counter = QueryCounter()
         event.listen(app.state.engine.sync_engine, "before_cursor_execute", lambda *a: counter.statements.append(a[2]))
         redis_client.execute_command = counted
+        reads.mget = counted_mget
         again = await client.get(url, headers=team.viewer.headers)
         assert again.status_code == 200
         assert again.content == first.content
         assert commands == ["MGET"]
         assert counter.statements == []
+
+
+class RedisProxy:
+    """A TCP proxy in front of the machine's Redis that a test can cut or silence: an outage without stopping
+    the shared server. `drop()` closes every proxied connection (as a Redis restart or an idle timeout would);
+    while `silent`, it accepts connections and never answers."""
+
+    def __init__(self, target: str) -> None:
+        parsed = urlsplit(target)
+        self._target = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        self._database = parsed.path
+        self._writers: list[asyncio.StreamWriter] = []
+        self.silent = False
+        self.connections = 0
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}{self._database}"
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._server.close()
+        self.drop()
+
+    def drop(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(client_writer)
+        if self.silent:
+            return
+        server_reader, server_writer = await asyncio.open_connection(*self._target)
+        self._writers.append(server_writer)
+        await asyncio.gather(
+            self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer), return_exceptions=True
+        )
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+async def test_a_cache_connection_redis_closed_is_replaced_unseen(
+    team: Team, database_url: str, tmp_path: Path
+) -> None:
+    """The cache's reads keep their Redis connections between requests; one that Redis closed meanwhile (a
+    restart, a client timeout) is replaced within the same request, which is still served from the cache."""
+    redis.Redis.from_url(redis_url_or_skip()).flushdb()
+    url = f"/api/v1/containers/{team.container['id']}/items?limit=3"
+    proxy = RedisProxy(redis_url_or_skip())
+    async with proxy as proxied_url, serve(cached_app(database_url, tmp_path, proxied_url)) as http:
+        first = await http.get(url, headers=team.viewer.headers)
+        await http.get(url, headers=team.viewer.headers)  # every entry is stored by now
+        engine = http._transport.app.state.engine  # type: ignore[attr-defined]
+        counter = QueryCounter()
+        event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: counter.statements.append(a[2]))
+        connections = proxy.connections
+
+        proxy.drop()
+        again = await http.get(url, headers=team.viewer.headers)
+        assert again.status_code == 200, again.text
+        assert again.content == first.content
+        assert counter.statements == []  # answered from the cache, not the database
+        assert proxy.connections > connections  # through a new connection
+
+
+@pytest.mark.parametrize("outage", ["refused", "silent"])
+async def test_without_redis_reads_come_from_the_database_and_stay_fresh(
+    team: Team, database_url: str, tmp_path: Path, outage: str
+) -> None:
+    """A Redis that refuses connections, or accepts them and never answers (each read gives up after a second),
+    costs the cache, not the answer: pages come from the database, and a write is seen by the next read."""
+    redis.Redis.from_url(redis_url_or_skip()).flushdb()
+    items_url = f"/api/v1/containers/{team.container['id']}/items"
+    proxy = RedisProxy(redis_url_or_skip())
+    async with proxy as proxied_url, serve(cached_app(database_url, tmp_path, proxied_url)) as http:
+        before = await http.get(items_url, headers=team.viewer.headers)
+        assert before.status_code == 200
+        assert len(before.json()["items"]) == 5  # stored in Redis
+
+        if outage == "refused":
+            await proxy.__aexit__()
+        else:
+            proxy.silent = True
+            proxy.drop()
+        created = await http.post(items_url, json={"external_id": "during"}, headers=team.owner.headers)
+        assert created.status_code == 201, created.text
+        during = await http.get(items_url, headers=team.viewer.headers)
+        assert during.status_code == 200, during.text
+        assert [item["external_id"] for item in during.json()["items"]][-1] == "during"
