@@ -15,7 +15,7 @@ from annotation_platform.annotation.service import (
     annotation_service,
     annotations_page_cache_entry,
 )
-from annotation_platform.auth.dependencies import ApiKey, BearerToken, CurrentUser
+from annotation_platform.auth.dependencies import CurrentUser
 from annotation_platform.container.dependencies import ContainerIdPath, ContainerPage, read_container_page
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.ids import parse_uuid, path_id
@@ -79,8 +79,6 @@ class ContainerAnnotationsPage:
 async def container_annotations_page_reader(
     request: Request,
     container_id: ContainerIdPath,
-    token: BearerToken,
-    api_key: ApiKey,
     type: AnnotationType = None,
     created_by: AnnotationAuthor = None,
     limit: PageLimit = DEFAULT_LIMIT,
@@ -94,8 +92,6 @@ async def container_annotations_page_reader(
     page = await read_container_page(
         request,
         container_id,
-        token,
-        api_key,
         params,
         lambda container: annotations_page_cache_entry(
             container, params, container_id=container, type_=filters.type_, created_by=filters.author

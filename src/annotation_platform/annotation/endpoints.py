@@ -31,7 +31,7 @@ from annotation_platform.annotation.service import (
     annotation_service,
     etag_of,
 )
-from annotation_platform.auth.dependencies import CurrentUser
+from annotation_platform.auth.dependencies import CREDENTIALS, CurrentUser
 from annotation_platform.config import SettingsDep, settings_from
 from annotation_platform.container.dependencies import ContainerAnnotator
 from annotation_platform.core.db import SessionDep
@@ -134,6 +134,7 @@ async def create_annotation(
 @router.get(
     "/containers/{container_id}/annotations",
     operation_id="listContainerAnnotations",
+    openapi_extra=CREDENTIALS,
     response_model=Page[AnnotationRead],
     responses=problem_responses(*LIST_ERRORS),
 )

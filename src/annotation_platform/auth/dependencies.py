@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
@@ -78,6 +78,18 @@ def cached_credential(request: Request) -> tuple[str, uuid.UUID | None] | None:
 
 BearerToken = Annotated[str | None, Depends(bearer_scheme)]
 ApiKey = Annotated[str | None, Depends(api_key_scheme)]
+
+
+def request_credentials(request: Request) -> tuple[str | None, str | None]:
+    """The bearer token and the API key of a request, read as `BearerToken` and `ApiKey` read them. For the hot
+    list routes: the two schemes are two more dependencies for FastAPI to resolve (about 40 microseconds each),
+    so those routes read the headers here and name the schemes in their OpenAPI operation (`CREDENTIALS`)."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    return (token if scheme.lower() == "bearer" and token else None), request.headers.get("x-api-key") or None
+
+
+# `openapi_extra` of a route that reads `request_credentials` itself: the security its operation declares.
+CREDENTIALS: dict[str, Any] = {"security": [{bearer_scheme.scheme_name: []}, {api_key_scheme.scheme_name: []}]}
 
 
 async def current_principal(request: Request, session: SessionDep, token: BearerToken, api_key: ApiKey) -> Principal:

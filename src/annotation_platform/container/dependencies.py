@@ -16,6 +16,7 @@ from annotation_platform.auth.dependencies import (
     CurrentPrincipal,
     authenticate_request,
     cached_credential,
+    request_credentials,
 )
 from annotation_platform.container.service import ContainerAccess, access_cache_entry, container_service
 from annotation_platform.core.cache import AUTH, cache_of, prefetch
@@ -69,8 +70,6 @@ class ContainerPage:
 async def read_container_page(
     request: Request,
     container_id: str,
-    token: str | None,
-    api_key: str | None,
     params: PageParams,
     page_entry: Callable[[uuid.UUID], tuple[str, Sequence[str]]],
 ) -> ContainerPage:
@@ -80,7 +79,7 @@ async def read_container_page(
     access checked as `ContainerReader` does, each look-up answering from what was read."""
     session = await get_session(request)
     await _prefetch_container_page(request, session, container_id, page_entry)
-    principal = await authenticate_request(request, session, token, api_key)
+    principal = await authenticate_request(request, session, *request_credentials(request))
     access = await _access(request, session, container_id, principal.user, Action.read)
     return ContainerPage(access=access, params=params, session=session)
 

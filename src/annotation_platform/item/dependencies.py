@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from annotation_platform.auth.dependencies import ApiKey, BearerToken, CurrentPrincipal
+from annotation_platform.auth.dependencies import CurrentPrincipal
 from annotation_platform.container.dependencies import ContainerIdPath, ContainerPage, read_container_page
 from annotation_platform.core.db import SessionDep
 from annotation_platform.core.ids import path_id
@@ -28,8 +28,6 @@ def item_access(action: Action) -> Callable[..., Awaitable[ItemAccess]]:
 async def items_page_reader(
     request: Request,
     container_id: ContainerIdPath,
-    token: BearerToken,
-    api_key: ApiKey,
     limit: PageLimit = DEFAULT_LIMIT,
     cursor: PageCursor = None,
     include_total: IncludeTotal = False,
@@ -37,9 +35,7 @@ async def items_page_reader(
     """`ContainerReader` for the container's item page, with the page's cache entry read in the same round trip;
     the page's parameters are declared here rather than by `PageParamsDep` (see `ContainerPage`)."""
     page = PageParams(limit=limit, cursor=cursor, include_total=include_total)
-    return await read_container_page(
-        request, container_id, token, api_key, page, lambda container: page_cache_entry(container, page)
-    )
+    return await read_container_page(request, container_id, page, lambda container: page_cache_entry(container, page))
 
 
 ItemsPageReader = Annotated[ContainerPage, Depends(items_page_reader)]

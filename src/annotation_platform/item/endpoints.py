@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import Request, Response, status
 
+from annotation_platform.auth.dependencies import CREDENTIALS
 from annotation_platform.config import settings_from
 from annotation_platform.container.dependencies import ContainerManager
 from annotation_platform.core.db import SessionDep
@@ -42,6 +43,7 @@ _BODY_ERRORS = (*BODY_ERRORS, MetadataInvalid, ParentNotFound)
 @router.get(
     "/containers/{container_id}/items",
     operation_id="listItems",
+    openapi_extra=CREDENTIALS,
     response_model=Page[ItemRead],
     responses=problem_responses(*LIST_ERRORS),
 )
