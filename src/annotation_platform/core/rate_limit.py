@@ -80,19 +80,28 @@ class RateLimiter:
         if not self.enabled:
             return
         try:
-            allowed = await self.strategy.hit(limit, *key)
-            stats = await self.strategy.get_window_stats(limit, *key)
+            allowed, remaining, reset_time = await self._count(limit, key)
         except (RedisError, OSError) as exc:
             logger.warning("rate limit store unreachable, request not counted: %s", type(exc).__name__)
             return
-        quota = Quota(limit=limit.amount, remaining=stats.remaining, reset_epoch=math.ceil(stats.reset_time))
+        quota = Quota(limit=limit.amount, remaining=remaining, reset_epoch=math.ceil(reset_time))
         connection.state.rate_limit = quota
         if not allowed:
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            retry_after = max(1, math.ceil(reset_time - time.time()))
             raise RateLimited(
                 f"Limit of {limit} reached; retry in {retry_after} s.",
                 headers={**quota.headers(), "Retry-After": str(retry_after)},
             )
+
+    async def _count(self, limit: RateLimitItem, key: tuple[str, ...]) -> tuple[bool, int, float]:
+        """One request counted in `limit`'s fixed window for `key`: whether it was within the limit, how many are
+        left, and when the window resets. What the strategy's `hit` and `get_window_stats` tell, in two round
+        trips instead of three (the count comes back from the increment); rate limits are on by default, and
+        each round trip through redis-py costs about a sixth of a page served from the cache."""
+        name = limit.key_for(*key)
+        count = await self.strategy.storage.incr(name, limit.get_expiry())
+        reset_time = await self.strategy.storage.get_expiry(name)
+        return count <= limit.amount, max(0, limit.amount - count), reset_time
 
     async def failures(self, limit: RateLimitItem, *key: str) -> tuple[bool, int]:
         """Whether `key` may still fail (remaining tries > 0) and the seconds until its window resets."""
@@ -105,20 +114,18 @@ class RateLimiter:
     async def fail(self, limit: RateLimitItem, *key: str) -> bool:
         """Count one failure; False when that was the last one allowed in the window."""
         try:
-            await self.strategy.hit(limit, *key)
-            stats = await self.strategy.get_window_stats(limit, *key)
+            _, remaining, _ = await self._count(limit, key)
         except (RedisError, OSError):
             return True
-        return stats.remaining > 0
+        return remaining > 0
 
     async def crossed(self, limit: RateLimitItem, *key: str) -> bool:
         """Count one occurrence; True exactly once per window: for the occurrence that uses up the limit."""
         try:
-            allowed = await self.strategy.hit(limit, *key)
-            stats = await self.strategy.get_window_stats(limit, *key)
+            allowed, remaining, _ = await self._count(limit, key)
         except (RedisError, OSError):
             return False
-        return allowed and stats.remaining == 0
+        return allowed and remaining == 0
 
     async def clear(self, limit: RateLimitItem, *key: str) -> None:
         try:
