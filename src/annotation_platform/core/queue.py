@@ -8,12 +8,19 @@ table is the source of truth.
 from __future__ import annotations
 
 import logging
+import os
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem
+from kombu.utils import json as kombu_json
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
@@ -38,6 +45,34 @@ def broker_folders(settings: Settings) -> tuple[Path, Path]:
     return root / "messages", root / "control"
 
 
+class _AtomicFilesystemChannel(filesystem.Channel):
+    """kombu's filesystem channel writes a message file in place (under a lock its reader does not take), so a
+    worker listing the folder meanwhile can take the file still empty, and dies on the JSON ("Unrecoverable
+    error"). Written under another name and renamed, a message file is whole or absent: the reader only takes
+    names that end in `.<queue>.msg`."""
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]  # kombu names it two ways
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = f"{final}.part"
+        try:
+            with open(partial, "wb") as file:
+                file.write(_kombu_dumps(payload).encode())
+            os.replace(partial, final)
+        except OSError as exc:
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class AtomicFilesystemTransport(filesystem.Transport):
+    """The embedded broker: kombu's filesystem transport, its messages written atomically."""
+
+    Channel = _AtomicFilesystemChannel
+
+
+_kombu_dumps: Callable[[Any], str] = kombu_json.dumps  # kombu's encoding, which its reader decodes
+EMBEDDED_TRANSPORT = f"{__name__}:{AtomicFilesystemTransport.__name__}"
+
+
 def create_celery(settings: Settings) -> Celery:
     app = Celery("annotation_platform", set_as_current=False)
     if settings.redis_url:
@@ -58,6 +93,7 @@ def create_celery(settings: Settings) -> Celery:
         }
     app.conf.update(
         broker_url=broker_url,
+        broker_transport=None if settings.redis_url else EMBEDDED_TRANSPORT,
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.queue_name,
