@@ -293,18 +293,11 @@ class ItemService:
         `updated` entry, and each item a `deleted` one. In chunks the database's IN lists can take (one item and
         many alike)."""
         changed_by, now = context_of(session).user_id, utcnow()
-        await emit_deleted_with(
-            session,
-            project_id,
-            [
-                annotation_repository.ids_on_items(container_id, ids[start : start + IN_LIST_CHUNK])
-                for start in range(0, len(ids), IN_LIST_CHUNK)
-            ],
-        )
-        for start in range(0, len(ids), IN_LIST_CHUNK):
-            chunk = ids[start : start + IN_LIST_CHUNK]
-            annotations = annotation_repository.ids_on_items(container_id, chunk)
-            await record_deletions(session, annotations, project_id=project_id, changed_by=changed_by, now=now)
+        chunks = [ids[start : start + IN_LIST_CHUNK] for start in range(0, len(ids), IN_LIST_CHUNK)]
+        selections = [annotation_repository.ids_on_items(container_id, chunk) for chunk in chunks]
+        await emit_deleted_with(session, project_id, selections)
+        for chunk, annotations_of_chunk in zip(chunks, selections, strict=True):
+            await record_deletions(session, annotations_of_chunk, project_id=project_id, changed_by=changed_by, now=now)
             await change_service.record_from(
                 session,
                 item_repository.replies_changes_of(
